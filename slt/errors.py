@@ -1,0 +1,60 @@
+"""Every error a user can cause, each with a message that says what went wrong and what to do.
+
+All derive from :class:`SLTError`, so the CLI and the app can show them as messages instead of tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class SLTError(Exception):
+    """Base class of user-facing errors."""
+
+
+class VideoReadError(SLTError):
+    """The file is missing, not a video, or cannot be decoded."""
+
+
+class EmptyVideoError(VideoReadError):
+    """The container opened but yielded zero frames."""
+
+
+class VideoTooShortError(SLTError):
+    """Fewer frames than preprocessing needs."""
+
+
+class VideoTooLongError(SLTError):
+    """Longer (in seconds) or larger (in bytes) than the configured limit."""
+
+
+class NoSignerError(SLTError):
+    """Too few sampled frames contained a face to locate the signer."""
+
+    def __init__(self, faces_found: int, frames_sampled: int, min_fraction: float):
+        self.faces_found = faces_found
+        self.frames_sampled = frames_sampled
+        self.min_fraction = min_fraction
+        super().__init__(
+            f"No signer found: a face was detected in {faces_found} of {frames_sampled} sampled frames "
+            f"(need at least {min_fraction:.0%}). Make sure the signer's face is visible and lit, "
+            "or ask for a centre crop instead (--center-crop-fallback)."
+        )
+
+
+class CheckpointError(SLTError):
+    """A checkpoint is missing, unreadable, or does not match the architecture (keys or shapes)."""
+
+
+class UnknownLanguageError(SLTError):
+    """A target language code is not a FLORES-200 code the decoder knows."""
+
+
+class ModelUnavailableError(SLTError):
+    """A model file is not cached and cannot be downloaded (e.g. offline)."""
+
+
+class ManifestError(SLTError):
+    """A dataset manifest is malformed or points at missing files."""
+
+
+class TrainingError(SLTError):
+    """A training run cannot continue (NaN/inf loss, bad config, ...)."""
