@@ -1,0 +1,1 @@
+"""Datasets: manifests, feature extraction, features on disk, the synthetic corpus."""

@@ -1,0 +1,217 @@
+"""`TrainConfig`: every knob of a training run, loaded from JSON/YAML and/or CLI flags, saved as `config.json`.
+
+The field names are a contract shared by the trainer, the recipes, `python -m slt tune` and the app: add fields,
+never rename them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from slt.errors import TrainingError
+from slt.utils.io import atomic_write_json
+
+RECIPES = ("sonar-finetune", "t5-bridge", "scratch")
+SCHEDULERS = ("cosine", "plateau")
+
+
+@dataclass
+class DecodingConfig:
+    """Decoding settings; they matter for mode collapse and run-on output, so every one is selectable."""
+
+    beam_size: int = 5
+    max_len: int = 128
+    min_len: int = 1
+    len_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+    sampling: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """One training run. `None` for `base_encoder` means the official zero-shot encoder (via slt.registry)."""
+
+    recipe: str = "sonar-finetune"
+    train_features: str | None = None
+    val_features: str | None = None
+    run_dir: str = "runs/run"
+    base_encoder: str | None = None
+    decoder: str = "text_sonar_basic_decoder"
+    tokenizer: str = "text_sonar_basic_encoder"
+    target_lang: str = "eng_Latn"
+    epochs: int = 10
+    batch_size: int = 8  # per process; the global batch is batch_size * world_size * grad_accum
+    grad_accum: int = 1
+    lr: float = 5e-5
+    encoder_lr: float | None = None  # differential lr for the pretrained encoder part (None = lr)
+    weight_decay: float = 0.1
+    warmup_epochs: float = 1.0
+    scheduler: str = "cosine"
+    min_lr: float = 1e-7
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    clip_grad: float = 1.0
+    label_smoothing: float = 0.1
+    dropout: float = 0.0
+    amp: bool = True  # mixed precision, used only on CUDA
+    seed: int = 0
+    max_samples: int | None = None
+    max_val_samples: int | None = None
+    eval_every: int = 1
+    early_stop_patience: int = 25
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    bridge_queries: int = 8
+    t5_model: str = "t5-small"
+    freeze_encoder: bool = False
+    unfreeze_after: int | None = None
+    unfreeze_signhiera_layers: int = 0
+    scratch_layers: int = 2
+    scratch_d_model: int = 256
+    scratch_heads: int = 4
+    scratch_ff: int = 1024
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 10  # steps between step-level metrics lines
+    save_every_steps: int = 0  # 0 = checkpoint at epoch ends (and on SIGTERM/SIGINT) only
+    tensorboard: bool = False
+    wandb: bool = False
+    mlflow: bool = False
+
+    def validate(self) -> "TrainConfig":
+        """Raise TrainingError naming the first bad field; return self."""
+        problems = []
+        if self.recipe not in RECIPES:
+            problems.append(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.scheduler not in SCHEDULERS:
+            problems.append(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or (self.encoder_lr is not None and self.encoder_lr <= 0):
+            problems.append("lr and encoder_lr must be > 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.warmup_epochs < 0 or self.min_lr < 0 or self.clip_grad < 0:
+            problems.append("warmup_epochs, min_lr and clip_grad must be >= 0")
+        if self.max_samples is not None and self.max_samples < 1:
+            problems.append(f"max_samples must be >= 1, got {self.max_samples}")
+        if self.decoding.beam_size < 1 or self.decoding.max_len < 1:
+            problems.append("decoding.beam_size and decoding.max_len must be >= 1")
+        if problems:
+            raise TrainingError("Bad training config: " + "; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON (atomically)."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """Build from a dict; unknown keys are an error (a typo must not silently fall back to a default)."""
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainingError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        decoding = data.pop("decoding", None) or {}
+        if isinstance(decoding, DecodingConfig):
+            decoding = dataclasses.asdict(decoding)
+        dec_known = {f.name for f in dataclasses.fields(DecodingConfig)}
+        bad = sorted(set(decoding) - dec_known)
+        if bad:
+            raise TrainingError(f"{source}: unknown decoding field(s) {bad}; known: {sorted(dec_known)}")
+        try:
+            return cls(**data, decoding=DecodingConfig(**decoding))
+        except TypeError as error:
+            raise TrainingError(f"{source}: {error}") from error
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Load a JSON (.json) or YAML (.yaml/.yml) config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise TrainingError(f"Config file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as error:  # json.JSONDecodeError, yaml.YAMLError
+            raise TrainingError(f"Cannot parse config file {path}: {error}") from error
+        if not isinstance(data, dict):
+            raise TrainingError(f"Config file {path} must hold a mapping of field -> value")
+        return cls.from_dict(data, source=str(path))
+
+
+# ----------------------------------------------------------------------------------------------- CLI flags
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _arg_type(hint: Any):
+    """Map a field's type hint to an argparse converter (Optional[X] -> X; bool -> parse 'true'/'false')."""
+    if get_origin(hint) is not None and type(None) in get_args(hint):
+        hint = next(a for a in get_args(hint) if a is not type(None))
+        inner = _arg_type(hint)
+        return lambda text: None if text.lower() in ("none", "null") else inner(text)
+    if hint is bool:
+        return _parse_bool
+    return hint if hint in (int, float, str) else str
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One optional flag per config field (e.g. --lr, --batch-size, --beam-size); unset flags stay None."""
+    group = parser.add_argument_group("config overrides (any TrainConfig field)")
+    hints = get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "decoding":
+            continue
+        group.add_argument(_flag(f.name), dest=f"cfg_{f.name}", type=_arg_type(hints[f.name]), default=None,
+                           metavar=f.name.upper())
+    dec_hints = get_type_hints(DecodingConfig)
+    for f in dataclasses.fields(DecodingConfig):
+        group.add_argument(_flag(f.name), dest=f"dec_{f.name}", type=_arg_type(dec_hints[f.name]), default=None,
+                           metavar=f.name.upper())
+
+
+def decoding_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Decoding flags the user actually set."""
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("dec_") and v is not None}
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """Apply the flags that were given on top of `base` (or `--config`, or the defaults) and validate."""
+    if base is None:
+        base = TrainConfig.load(args.config) if getattr(args, "config", None) else TrainConfig()
+    data = base.to_dict()
+    for key, value in vars(args).items():
+        if key.startswith("cfg_") and value is not None:
+            data[key[4:]] = value
+    data["decoding"].update(decoding_overrides(args))
+    return TrainConfig.from_dict(data).validate()
