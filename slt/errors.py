@@ -58,3 +58,7 @@ class ManifestError(SLTError):
 
 class TrainingError(SLTError):
     """A training run cannot continue (NaN/inf loss, bad config, ...)."""
+
+
+class TranslationCancelled(SLTError):
+    """The caller cancelled a translation between two stages."""

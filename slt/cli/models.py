@@ -1,0 +1,27 @@
+"""`python -m slt models`: which model files are cached and which would be downloaded (and from where)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from slt.registry import cache_dir, demo_dir, describe_model_sets
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = describe_model_sets()
+    if args.json:
+        print(json.dumps({"cache_dir": str(cache_dir()), "demo_dir": str(demo_dir()), "files": rows}, indent=2))
+        return 0
+    print(f"cache dir (SLT_CACHE_DIR): {cache_dir()}\ndemo dir (SLT_DEMO_DIR):   {demo_dir()}\n")
+    for row in rows:
+        state = {True: "cached", False: "missing", None: "via fairseq2"}[row["cached"]]
+        size = f"{row['size_bytes'] / 1e6:,.1f} MB" if row["size_bytes"] else ""
+        print(f"{row['set']:9} {row['role']:20} {state:13} {size:>12}  {row['file']}")
+        if row["cached"] is False:
+            print(f"{'':44}would come from {row['url']} -> {row['path']}")
+    return 0

@@ -1,0 +1,347 @@
+"""`TranslationEngine`: the one object per process that turns signed video into text.
+
+    video --preprocess--> clips --SignHiera--> features [N, D] --encoder(s)--> embeddings [B, 1024]
+          --SONAR text decoder--> {encoder: {language: text}}
+
+Each model is loaded once (lazily, on first use) and shared by every caller; several encoders ("zero-shot",
+"fine-tuned", ...) share one SignHiera and one decoder, and a clip's features are computed once and reused by
+all encoders (and by later calls on the same unchanged file, through a small LRU cache). Model calls are
+serialised by a lock, so the engine is safe to call from many threads (the Gradio app); preprocessing runs
+outside the lock, so one request's video decoding overlaps another's model work.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from slt.errors import ModelUnavailableError, TranslationCancelled
+from slt.registry import ModelSet, resolve_model_set
+
+ProgressFn = Callable[[str, float], None]  # (stage description, fraction done)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """float32 on CPU (half precision on CPU crashes or crawls); bf16 on GPUs that have it, else fp16."""
+    if isinstance(dtype, torch.dtype):
+        chosen = dtype
+    elif dtype in (None, "auto"):
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        chosen = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                  "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[str(dtype)]
+    if device.type == "cpu" and chosen != torch.float32:
+        raise ValueError("half precision is only supported on CUDA; use float32 on CPU")
+    return chosen
+
+
+@dataclass
+class VideoFeatures:
+    """A clip after preprocessing and SignHiera: what every encoder consumes."""
+
+    video: str
+    features: torch.Tensor  # [N, D] float32 on CPU
+    preprocessed: object  # slt.video.PreprocessedVideo, with the clip tensor dropped to save memory
+    timings: dict[str, float]
+
+
+@dataclass
+class TranslationResult:
+    video: str
+    model_set: str
+    translations: dict[str, dict[str, str]]  # encoder label -> language -> text
+    timings: dict[str, float]
+    box: tuple[int, int, int, int]
+    faces_found: int
+    frames_sampled: int
+    used_center_crop: bool
+    feature_shape: tuple[int, ...]
+    embedding_dim: int
+    device: str
+    dtype: str
+    preview: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("preview")
+        data["box"] = list(self.box)
+        data["feature_shape"] = list(self.feature_shape)
+        return data
+
+
+class TranslationEngine:
+    """Loads a model set once and translates videos with any of its encoders into any decoder language."""
+
+    _shared: dict[tuple, "TranslationEngine"] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(
+        self,
+        model_set: ModelSet,
+        device: str = "auto",
+        dtype: str | torch.dtype | None = None,
+        preprocess=None,
+        feature_cache_size: int = 16,
+        clip_batch_size: int | None = None,
+    ):
+        from slt.video import PreprocessConfig
+
+        self.model_set = model_set
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        self.preprocess_config = preprocess or PreprocessConfig(detector=model_set.detector)
+        # SignHiera on a full-size clip needs ~6.6 GB on CPU: one clip at a time there, a few on a GPU.
+        self.clip_batch_size = clip_batch_size or (4 if self.device.type == "cuda" else 1)
+        self._model_lock = threading.RLock()
+        self._cache_lock = threading.Lock()
+        self._signhiera = None
+        self._encoders: dict[str, torch.nn.Module] = {}
+        self._decoder = None
+        self._feature_cache: OrderedDict[tuple, VideoFeatures] = OrderedDict()
+        self._feature_cache_size = feature_cache_size
+        self.load_seconds: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def shared(cls, model_set: str | ModelSet = "auto", device: str = "auto", **kwargs) -> "TranslationEngine":
+        """The process-wide engine for (model set, device): every caller gets the same loaded models."""
+        resolved = resolve_model_set(model_set) if isinstance(model_set, str) else model_set
+        key = (resolved.name, str(pick_device(device)))
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(resolved, device=device, **kwargs)
+            return cls._shared[key]
+
+    @property
+    def encoder_names(self) -> list[str]:
+        return list(self.model_set.encoders)
+
+    def add_encoder(self, label: str, checkpoint: str | Path) -> None:
+        """Make a fine-tuned encoder checkpoint available under `label` (loaded on first use)."""
+        with self._model_lock:
+            self.model_set = self.model_set.with_encoders({label: checkpoint})
+            self._encoders.pop(label, None)
+
+    # ----------------------------------------------------------------- lazy model loading
+    def _timed_load(self, what: str, load: Callable):
+        start = time.perf_counter()
+        model = load()
+        self.load_seconds[what] = time.perf_counter() - start
+        return model
+
+    @property
+    def signhiera(self):
+        with self._model_lock:
+            if self._signhiera is None:
+                from slt.models import load_signhiera
+
+                path = self.model_set.resolve_file(self.model_set.signhiera, progress=self._download_progress("SignHiera"))
+                self._signhiera = self._timed_load("signhiera", lambda: load_signhiera(path, device=self.device, dtype=self.dtype))
+            return self._signhiera
+
+    def encoder(self, label: str):
+        with self._model_lock:
+            if label not in self._encoders:
+                if label not in self.model_set.encoders:
+                    raise ModelUnavailableError(
+                        f"unknown encoder '{label}'; this model set has: {', '.join(self.model_set.encoders)}"
+                    )
+                from slt.models import load_sonar_sign_encoder
+
+                path = self.model_set.resolve_file(self.model_set.encoders[label], progress=self._download_progress(label))
+                self._encoders[label] = self._timed_load(
+                    f"encoder:{label}", lambda: load_sonar_sign_encoder(path, device=self.device, dtype=self.dtype)
+                )
+            return self._encoders[label]
+
+    @property
+    def decoder(self):
+        with self._model_lock:
+            if self._decoder is None:
+                from slt.text import SonarTextDecoder
+
+                if self.model_set.prepare_decoder:
+                    self.model_set.prepare_decoder()
+                self._decoder = self._timed_load(
+                    "decoder",
+                    lambda: SonarTextDecoder(self.model_set.decoder, self.model_set.tokenizer, device=self.device, dtype=self.dtype),
+                )
+            return self._decoder
+
+    def load(self, encoders: Iterable[str] | None = None) -> "TranslationEngine":
+        """Load everything up front (the app does this at start so the first request is not slow)."""
+        self.signhiera
+        for label in encoders or self.encoder_names:
+            self.encoder(label)
+        self.decoder
+        return self
+
+    def _download_progress(self, name: str):
+        from slt.download import console_progress
+
+        return console_progress(name)
+
+    @property
+    def languages(self) -> list[str]:
+        from slt.text import FLORES200_LANGUAGES
+
+        return list(self.model_set.languages or FLORES200_LANGUAGES)
+
+    # ----------------------------------------------------------------- stages
+    def _cache_key(self, video: Path, preprocess) -> tuple:
+        stat = video.stat()
+        return (str(video.resolve()), stat.st_size, stat.st_mtime_ns, repr(preprocess))
+
+    def extract(self, video: str | Path, preprocess=None, cancel: threading.Event | None = None) -> VideoFeatures:
+        """Preprocess a video and run SignHiera over its clips; cached per (file, preprocessing settings)."""
+        from slt.video import join_clip_features, preprocess_video
+
+        video = Path(video)
+        config = preprocess or self.preprocess_config
+        key = self._cache_key(video, config) if video.exists() else None
+        with self._cache_lock:
+            if key in self._feature_cache:
+                self._feature_cache.move_to_end(key)
+                cached = self._feature_cache[key]
+                return replace(cached, timings={"preprocess": 0.0, "signhiera": 0.0, "feature_cache_hit": 1.0})
+        start = time.perf_counter()
+        pre = preprocess_video(video, config)
+        timings = {"preprocess": time.perf_counter() - start}
+        _check_cancel(cancel)
+        signhiera = self.signhiera  # loads outside the timing below
+        start = time.perf_counter()
+        with self._model_lock, torch.inference_mode():
+            chunks = []
+            for first in range(0, pre.clips.shape[0], self.clip_batch_size):
+                _check_cancel(cancel)
+                batch = pre.clips[first : first + self.clip_batch_size].to(self.device, self.dtype)
+                chunks.append(signhiera.extract_features(batch).float().cpu())
+            clip_features = torch.cat(chunks)
+        features = join_clip_features(clip_features, pre.paddings)
+        timings["signhiera"] = time.perf_counter() - start
+        pre = replace(pre, clips=torch.empty(0))  # the clips are large; keep only the metadata and preview
+        result = VideoFeatures(str(video), features, pre, timings)
+        if key is not None:
+            with self._cache_lock:
+                self._feature_cache[key] = result
+                while len(self._feature_cache) > self._feature_cache_size:
+                    self._feature_cache.popitem(last=False)
+        return result
+
+    def embed(self, features: Sequence[torch.Tensor], encoder: str) -> torch.Tensor:
+        """Encode a batch of [N_i, D] feature sequences (padded together) into [B, 1024] sentence embeddings."""
+        model = self.encoder(encoder)
+        lengths = [f.shape[0] for f in features]
+        batch = torch.zeros(len(features), max(lengths), features[0].shape[1])
+        padding_mask = torch.ones(len(features), max(lengths), dtype=torch.bool)
+        for row, f in enumerate(features):
+            batch[row, : f.shape[0]] = f
+            padding_mask[row, : f.shape[0]] = False
+        with self._model_lock, torch.inference_mode():
+            embeddings = model.encode(batch.to(self.device, self.dtype), padding_mask.to(self.device))
+        return embeddings.float()
+
+    def decode(self, embeddings: torch.Tensor, languages: Sequence[str], decoding=None) -> dict[str, list[str]]:
+        from slt.text import DecodingOptions
+
+        decoder = self.decoder
+        with self._model_lock, torch.inference_mode():
+            return decoder.decode(embeddings.to(self.device), list(languages), decoding or DecodingOptions())
+
+    def validate_languages(self, languages: Iterable[str]) -> list[str]:
+        from slt.text import validate_languages
+
+        return validate_languages(languages, supported=self.model_set.languages)
+
+    # ----------------------------------------------------------------- the whole path
+    def translate(self, video: str | Path, languages: Sequence[str] = ("eng_Latn",), **kwargs) -> TranslationResult:
+        return self.translate_batch([video], languages, **kwargs)[0]
+
+    def translate_batch(
+        self,
+        videos: Sequence[str | Path],
+        languages: Sequence[str] = ("eng_Latn",),
+        encoders: Sequence[str] | None = None,
+        decoding=None,
+        preprocess=None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[TranslationResult]:
+        """Translate several videos with several encoders into several languages.
+
+        Features are extracted once per video; each encoder then embeds all videos in one batch, and the decoder
+        generates every (video x encoder) embedding for every language in one batched call per language.
+        """
+        languages = self.validate_languages(languages)  # fail before any expensive work
+        encoders = list(encoders or self.encoder_names)
+        for label in encoders:
+            if label not in self.model_set.encoders:
+                raise ModelUnavailableError(f"unknown encoder '{label}'; this model set has: {', '.join(self.encoder_names)}")
+        report = progress or (lambda stage, fraction: None)
+        extracted = []
+        for index, video in enumerate(videos):
+            report(f"preprocessing + SignHiera ({index + 1}/{len(videos)})", index / max(len(videos), 1) * 0.6)
+            extracted.append(self.extract(video, preprocess, cancel))
+        features = [item.features for item in extracted]
+        embeddings, encode_seconds = [], {}
+        for label in encoders:
+            _check_cancel(cancel)
+            report(f"encoder '{label}'", 0.6 + 0.2 * len(embeddings) / len(encoders))
+            self.encoder(label)  # load outside the timing
+            start = time.perf_counter()
+            embeddings.append(self.embed(features, label))
+            encode_seconds[label] = time.perf_counter() - start
+        _check_cancel(cancel)
+        report("decoding", 0.8)
+        self.decoder
+        start = time.perf_counter()
+        stacked = torch.cat(embeddings)  # rows: encoder-major, then video
+        texts = self.decode(stacked, languages, decoding)
+        decode_seconds = time.perf_counter() - start
+        report("done", 1.0)
+        results = []
+        n_videos = len(videos)
+        share = 1.0 / n_videos  # batched stages are shared equally between the videos
+        for v, item in enumerate(extracted):
+            pre = item.preprocessed
+            translations = {
+                label: {lang: texts[lang][e * n_videos + v] for lang in languages} for e, label in enumerate(encoders)
+            }
+            timings = dict(item.timings)
+            timings.update({f"encoder:{label}": seconds * share for label, seconds in encode_seconds.items()})
+            timings["decode"] = decode_seconds * share
+            results.append(
+                TranslationResult(
+                    video=str(videos[v]), model_set=self.model_set.name, translations=translations, timings=timings,
+                    box=tuple(int(x) for x in pre.box), faces_found=pre.faces_found, frames_sampled=pre.frames_sampled,
+                    used_center_crop=pre.used_center_crop, feature_shape=tuple(item.features.shape),
+                    embedding_dim=int(stacked.shape[1]), device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
+                    preview=pre.preview,
+                )
+            )
+        return results
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise TranslationCancelled("translation cancelled")
+
+
+def default_device_name() -> str:
+    return os.environ.get("SLT_DEVICE", "auto")
