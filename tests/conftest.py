@@ -1,0 +1,26 @@
+"""Shared test set-up: everything offline, on CPU, with caches in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+# Tests never reach the network; model sets resolve to local files only.
+os.environ.setdefault("SLT_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty official-weights cache."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SLT_CACHE_DIR", str(cache))
+    return cache
