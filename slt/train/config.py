@@ -26,7 +26,6 @@ class DecodingConfig:
 
     beam_size: int = 5
     max_len: int = 128
-    min_len: int = 1
     len_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
@@ -215,3 +214,10 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
             data[key[4:]] = value
     data["decoding"].update(decoding_overrides(args))
     return TrainConfig.from_dict(data).validate()
+
+
+def decoding_options(cfg: TrainConfig):
+    """The config's decoding settings as `slt.text.options.DecodingOptions` (seeded, so sampling reproduces)."""
+    from slt.text.options import DecodingOptions
+
+    return DecodingOptions(**dataclasses.asdict(cfg.decoding), seed=cfg.seed if cfg.decoding.sampling else None)

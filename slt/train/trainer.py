@@ -1,0 +1,391 @@
+"""The training loop shared by every recipe.
+
+AdamW (decay on weights only), warmup + cosine / plateau, clipping, AMP on CUDA, gradient accumulation, DDP,
+early stopping on validation BLEU, atomic best/last checkpoints that resume exactly, a clear stop on NaN/inf
+loss, and graceful SIGTERM/SIGINT. Everything a run does is written to its run directory as it happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from slt.data.features import FeatureBatch, FeaturesDataset, collate_features
+from slt.errors import TrainingError
+from slt.train import distributed as D
+from slt.train.checkpoint import load_training_state, save_training_state, set_rng_state
+from slt.train.config import TrainConfig
+from slt.train.metrics import corpus_metrics, sentence_scores
+from slt.train.recipes import Recipe, get_recipe
+from slt.train.rundir import RunDir
+from slt.train.sampling import epoch_batches
+from slt.train.schedule import WarmupSchedule
+
+log = logging.getLogger("slt.train")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """'auto' -> this rank's CUDA device if there is one, else CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Progress:
+    """Where the run is; saved in every checkpoint."""
+
+    epoch: int = 1  # the epoch in progress (1-based)
+    batches_done: int = 0  # batches of this epoch already trained (this rank's count; equal on all ranks)
+    step: int = 0  # optimiser steps so far
+    loss_sum: float = 0.0  # token-weighted train loss of this epoch so far (global)
+    tokens: float = 0.0
+    best_bleu: float = -1.0
+    best_epoch: int = 0
+    epochs_since_best: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StopRequested(Exception):
+    """Internal: SIGTERM/SIGINT arrived; the loop checkpoints and returns."""
+
+
+class Trainer:
+    """Build with a config, call `fit()`. `resume=True` continues from `run_dir/last.pt`."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, recipe: Recipe | None = None):
+        self.cfg = cfg.validate()
+        self.resume = resume
+        if not cfg.train_features or not cfg.val_features:
+            raise TrainingError("train_features and val_features (features manifest paths) are required")
+        self.dist = D.setup_distributed("cuda" if cfg.device.startswith("cuda") or
+                                        (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.run = RunDir(cfg.run_dir, enabled=self.dist.is_main)
+        self.recipe = recipe or get_recipe(cfg.recipe)
+        self.use_amp = bool(cfg.amp and self.device.type == "cuda")
+        self._stop_signal: int | None = None
+
+    # ------------------------------------------------------------------------------------------ set-up
+    def _setup(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.train_set = FeaturesDataset(cfg.train_features, cfg.max_samples)
+        self.val_set = FeaturesDataset(cfg.val_features, cfg.max_val_samples or cfg.max_samples)
+        self.model = self.recipe.build(cfg, self.device)
+        groups = self.recipe.param_groups(self.model, cfg)
+        if not any(p.requires_grad for g in groups for p in g["params"]):
+            raise TrainingError(f"recipe {cfg.recipe!r} built a model with nothing to train")
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        batches = len(epoch_batches(len(self.train_set), cfg.batch_size, self.dist.world_size, 0, cfg.seed, 1))
+        if batches == 0:
+            raise TrainingError(f"{len(self.train_set)} training samples cannot fill one batch on "
+                                f"{self.dist.world_size} processes")
+        self.steps_per_epoch = math.ceil(batches / cfg.grad_accum)
+        self.schedule = WarmupSchedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.ddp_model: nn.Module = self.model
+        if self.dist.enabled:
+            self.ddp_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=False)
+        self.progress = Progress()
+        if self.resume:
+            self._load(self.run.path / "last.pt")
+        elif self.dist.is_main:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            if (self.run.path / "last.pt").exists():
+                raise TrainingError(f"{self.run.path} already holds a run (last.pt); use --resume to continue it "
+                                    "or choose another --run-dir")
+            self.run.metrics_path.unlink(missing_ok=True)
+        if self.dist.is_main:
+            cfg.save(self.run.path / "config.json")
+            self.run.add_optional_mirrors(cfg.tensorboard, cfg.wandb, cfg.mlflow, cfg.to_dict())
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "progress": self.progress.__dict__.copy(),
+            "config": self.cfg.to_dict(),
+            "recipe": self.cfg.recipe,
+            "world_size": self.dist.world_size,
+        }
+
+    def _save(self, name: str) -> None:
+        if self.dist.is_main:
+            save_training_state(self.run.path / name, **self._state())
+
+    def _load(self, path: Path) -> None:
+        state = load_training_state(path)
+        if state.get("recipe") != self.cfg.recipe:
+            raise TrainingError(f"{path} was written by recipe {state.get('recipe')!r}, not {self.cfg.recipe!r}")
+        self.progress = Progress(**state["progress"])
+        # Unfreezing hooks must see the same epoch as when the state was saved, before the optimizer loads.
+        for epoch in range(1, self.progress.epoch + 1):
+            self.recipe.on_epoch_start(self.model, epoch, self.cfg)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.run.truncate_metrics(self.progress.step)
+        log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.progress.epoch,
+                 self.progress.batches_done, self.progress.step)
+
+    # ------------------------------------------------------------------------------------------ signals
+    @contextlib.contextmanager
+    def _signals(self):
+        def handler(signum, _frame):
+            self._stop_signal = signum
+            log.warning("received %s: stopping after the current step", signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _should_stop(self) -> bool:
+        flag = [1.0 if self._stop_signal is not None else 0.0]
+        return D.all_reduce_sum(flag, self.dist, self.device)[0] > 0
+
+    # ------------------------------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (or early stop / signal); return a summary. Raises TrainingError on NaN/inf loss."""
+        try:
+            self._setup()
+            self._status("running", "training")
+            with self._signals():
+                summary = self._fit()
+            return summary
+        except StopRequested:
+            self._save("last.pt")
+            message = f"stopped by signal at epoch {self.progress.epoch}, step {self.progress.step}; resume with --resume"
+            log.warning(message)
+            self._status("stopped", message)
+            return {"state": "stopped", **self._summary()}
+        except BaseException as error:
+            if hasattr(self, "progress"):
+                self._status("failed", f"{type(error).__name__}: {error}")
+            log.error("training failed: %s", error)
+            raise
+        finally:
+            self.run.close()
+            D.cleanup_distributed()
+
+    def _summary(self) -> dict[str, Any]:
+        p = self.progress
+        return {"epoch": p.epoch, "step": p.step, "best_bleu": p.best_bleu, "best_epoch": p.best_epoch,
+                "history": p.history}
+
+    def _status(self, state: str, message: str) -> None:
+        p = getattr(self, "progress", Progress())
+        self.run.set_status(state, epoch=p.epoch, step=p.step, best_bleu=p.best_bleu, message=message)
+
+    def _fit(self) -> dict[str, Any]:
+        cfg, p = self.cfg, self.progress
+        while p.epoch <= cfg.epochs:
+            if p.batches_done == 0:
+                self.recipe.on_epoch_start(self.model, p.epoch, cfg)
+            self._train_epoch()
+            epoch = p.epoch
+            record: dict[str, Any] = {"epoch": epoch, "step": p.step,
+                                      "train_loss": p.loss_sum / max(p.tokens, 1.0),
+                                      "lr": self.optimizer.param_groups[0]["lr"]}
+            improved = False
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                scores = self._evaluate(epoch)
+                record.update(scores)
+                self.schedule.on_eval(scores["bleu"])
+                improved = scores["bleu"] > p.best_bleu
+                if improved:
+                    p.best_bleu, p.best_epoch, p.epochs_since_best = scores["bleu"], epoch, 0
+                else:
+                    p.epochs_since_best = epoch - p.best_epoch
+            p.history.append({k: record[k] for k in record if k in ("epoch", "train_loss", "val_loss", "bleu")})
+            p.epoch, p.batches_done, p.loss_sum, p.tokens = epoch + 1, 0, 0.0, 0.0
+            self._save("last.pt")
+            if improved:
+                self._save("best.pt")
+            self.run.log_metrics(record)
+            log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
+            self._status("running", f"epoch {epoch} done")
+            if p.epochs_since_best >= cfg.early_stop_patience:
+                log.info("early stop: no BLEU gain for %d epochs (best %.2f at epoch %d)",
+                         p.epochs_since_best, p.best_bleu, p.best_epoch)
+                break
+            if self._should_stop():
+                raise StopRequested
+        if self.dist.is_main:
+            exported = self.recipe.export(self.model, self.run.path)
+            log.info("exported %s", {k: str(v) for k, v in exported.items()})
+        self._status("finished", f"best BLEU {p.best_bleu:.2f} at epoch {p.best_epoch}")
+        return {"state": "finished", **self._summary()}
+
+    def _loader(self, batches: list[list[int]], dataset: FeaturesDataset) -> DataLoader:
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features,
+                          num_workers=self.cfg.num_workers, persistent_workers=False)
+
+    def _train_epoch(self) -> None:
+        cfg, p = self.cfg, self.progress
+        batches = epoch_batches(len(self.train_set), cfg.batch_size, self.dist.world_size, self.dist.rank,
+                                cfg.seed, p.epoch)
+        remaining = batches[p.batches_done:]
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        group: list[FeatureBatch] = []
+        wait = compute = 0.0
+        samples = 0
+        t_ask = time.perf_counter()
+        for i, batch in enumerate(self._loader(remaining, self.train_set)):
+            t_got = time.perf_counter()
+            wait += t_got - t_ask
+            group.append(batch)
+            last_of_epoch = p.batches_done + i + 1 == len(batches)
+            if len(group) == cfg.grad_accum or last_of_epoch:
+                samples += self._optimizer_step(group)
+                p.batches_done += len(group)
+                group = []
+                compute += time.perf_counter() - t_got
+                if p.step % cfg.log_every == 0 or last_of_epoch:
+                    self.run.log_metrics({"epoch": p.epoch, "step": p.step, "train_loss": self._last_loss,
+                                          "lr": self.optimizer.param_groups[0]["lr"],
+                                          "samples_per_s": samples * self.dist.world_size / max(wait + compute, 1e-9),
+                                          "data_wait_share": wait / max(wait + compute, 1e-9)})
+                if cfg.save_every_steps and p.step % cfg.save_every_steps == 0:
+                    self._save("last.pt")
+                if not last_of_epoch and self._should_stop():
+                    raise StopRequested
+            else:
+                compute += time.perf_counter() - t_got
+            t_ask = time.perf_counter()
+        self.epoch_timing = {"wait": wait, "compute": compute, "samples": samples * self.dist.world_size}
+
+    def _optimizer_step(self, group: list[FeatureBatch]) -> int:
+        """One optimiser step over `group` micro-batches; the loss is the mean over every target token of the
+        global batch (all ranks, all micro-batches), so any split of the batch gives the same gradient."""
+        cfg, p = self.cfg, self.progress
+        loss_sum = tokens = 0.0
+        for j, batch in enumerate(group):
+            batch = batch.to(self.device)
+            sync = j == len(group) - 1
+            ctx = self.ddp_model.no_sync() if (self.dist.enabled and not sync) else contextlib.nullcontext()
+            with ctx:
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                    mean_loss, n_tokens = self.recipe.loss(self.ddp_model, batch, cfg)
+                if n_tokens <= len(batch):
+                    raise TrainingError(f"step {p.step + 1}: the loss covers {n_tokens} tokens for {len(batch)} "
+                                        "sentences; it must cover every target token, not one per sentence")
+                # Agree on finiteness before backward, so that no rank waits forever in a gradient all-reduce.
+                value = float(mean_loss.detach()) * n_tokens
+                if not math.isfinite(D.all_reduce_sum([value], self.dist, self.device)[0]):
+                    self._nan_stop(batch, value)
+                self.scaler.scale(mean_loss.float() * n_tokens).backward()
+            loss_sum += value
+            tokens += n_tokens
+        loss_sum, tokens = D.all_reduce_sum([loss_sum, tokens], self.dist, self.device)
+        self.scaler.unscale_(self.optimizer)
+        # DDP averaged the per-rank token sums over ranks: x world / global tokens = mean over all tokens.
+        scale = self.dist.world_size / tokens
+        params = [q for g in self.optimizer.param_groups for q in g["params"] if q.grad is not None]
+        for q in params:
+            q.grad.mul_(scale)
+        if cfg.clip_grad > 0 and params:
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        p.step += 1
+        p.loss_sum += loss_sum
+        p.tokens += tokens
+        self._last_loss = loss_sum / tokens
+        return sum(len(b) for b in group)
+
+    def _nan_stop(self, batch: FeatureBatch, value: float) -> None:
+        step = self.progress.step + 1
+        bad_inputs = [i for i, row in zip(batch.ids, batch.features) if not torch.isfinite(row).all()]
+        cause = (f"; non-finite input features in {bad_inputs}" if bad_inputs else
+                 "; inputs are finite, so the model diverged (lower --lr, check --clip-grad)")
+        raise TrainingError(
+            f"Non-finite training loss ({value}) at step {step} (epoch {self.progress.epoch}, batch ids "
+            f"{batch.ids}){cause}. The last good checkpoint is kept: {self.run.path / 'last.pt'}")
+
+    # ------------------------------------------------------------------------------------------ eval
+    @torch.no_grad()
+    def _evaluate(self, epoch: int) -> dict[str, float]:
+        """Validation loss + decoding on the main process; scores are broadcast to every rank."""
+        values = [0.0] * 8
+        if self.dist.is_main:
+            scores = evaluate_split(self.recipe, self.model, self.val_set, self.cfg, self.device, self.run, epoch)
+            if scores["distinct_ratio"] < 0.5 and len(self.val_set) > 2:
+                log.warning("epoch %d: possible mode collapse: %.0f%% distinct predictions, the most common one "
+                            "covers %.0f%%", epoch, 100 * scores["distinct_ratio"], 100 * scores["top_prediction_share"])
+            keys = ["val_loss", "bleu", "bleu1", "bleu2", "bleu3", "bleu4", "chrf", "distinct_ratio"]
+            values = [scores[k] for k in keys]
+        values = D.broadcast_floats(values, self.dist, self.device)
+        keys = ["val_loss", "bleu", "bleu1", "bleu2", "bleu3", "bleu4", "chrf", "distinct_ratio"]
+        return dict(zip(keys, values))
+
+
+@torch.no_grad()
+def evaluate_split(recipe: Recipe, model: nn.Module, dataset: FeaturesDataset, cfg: TrainConfig,
+                   device: torch.device, run: RunDir | None = None, epoch: int | None = None,
+                   predictions_name: str | None = None) -> dict[str, Any]:
+    """Teacher-forced loss, decoded predictions and corpus/sentence metrics over a whole split (streamed)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = tokens = 0.0
+    ids: list[str] = []
+    refs: list[str] = []
+    hyps: list[str] = []
+    decode_time = 0.0
+    batches = epoch_batches(len(dataset), cfg.batch_size, 1, 0, cfg.seed, 0, shuffle=False)
+    for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features, num_workers=cfg.num_workers):
+        batch = batch.to(device)
+        mean_loss, n_tokens = recipe.loss(model, batch, cfg)
+        loss_sum += float(mean_loss) * n_tokens
+        tokens += n_tokens
+        start = time.perf_counter()
+        hyps.extend(recipe.predict(model, batch, cfg))
+        decode_time += time.perf_counter() - start
+        ids.extend(batch.ids)
+        refs.extend(batch.texts)
+    model.train(was_training)
+    scores: dict[str, Any] = {"val_loss": loss_sum / max(tokens, 1.0), **corpus_metrics(hyps, refs),
+                              "seconds_per_clip": decode_time / max(len(hyps), 1)}
+    rows = [{"id": i, "reference": r, "prediction": h, **sentence_scores(h, r)} for i, r, h in zip(ids, refs, hyps)]
+    if run is not None:
+        run.write_predictions(epoch or 0, rows, predictions_name)
+    scores["rows"] = rows
+    return scores
