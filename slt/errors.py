@@ -62,3 +62,27 @@ class TrainingError(SLTError):
 
 class TranslationCancelled(SLTError):
     """The caller cancelled a translation between two stages."""
+
+
+class UnknownAssetError(ModelUnavailableError):
+    """A fairseq2 asset (model or tokenizer card) name is not registered."""
+
+
+class InvalidArgumentError(SLTError):
+    """An argument has a value the operation cannot use (shape, range, device/dtype combination)."""
+
+
+class DecodingOptionsError(InvalidArgumentError):
+    """A text decoding option is out of range or contradicts another option."""
+
+
+class CorpusConfigError(SLTError):
+    """Synthetic corpus settings are invalid (unknown domain or gloss, impossible sizes, output not empty)."""
+
+
+class PreprocessConfigError(InvalidArgumentError, ValueError):
+    """A video preprocessing setting is invalid (unknown detector, non-positive sizes, ...)."""
+
+
+class ModelInputError(SLTError, ValueError):
+    """A tensor or argument given to a model has the wrong shape, dtype, device or values."""
