@@ -86,3 +86,7 @@ class PreprocessConfigError(InvalidArgumentError, ValueError):
 
 class ModelInputError(SLTError, ValueError):
     """A tensor or argument given to a model has the wrong shape, dtype, device or values."""
+
+
+class FeatureExtractionError(SLTError):
+    """Feature extraction cannot start or continue (output folder from a different model/config, no usable rows)."""
