@@ -84,7 +84,7 @@ class PreprocessConfigError(InvalidArgumentError, ValueError):
     """A video preprocessing setting is invalid (unknown detector, non-positive sizes, ...)."""
 
 
-class ModelInputError(SLTError, ValueError):
+class ModelInputError(InvalidArgumentError, ValueError):
     """A tensor or argument given to a model has the wrong shape, dtype, device or values."""
 
 

@@ -1,0 +1,225 @@
+"""fairseq2 asset cards: registering local (file://) text decoder/tokenizer cards and checking availability offline.
+
+fairseq2 0.8.1 builds its asset store once, on first use, from the sources registered before `init_fairseq2()`
+returns, and freezes its dependency container after the first resolve. To register cards at any time (before or
+after fairseq2 was initialised by someone else), we plug one *live* metadata provider into the store and keep our
+cards in a module-level dict that it reads on every lookup.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import threading
+from collections.abc import Mapping, Set
+from pathlib import Path
+from typing import Any
+
+import fairseq2
+import fairseq2.runtime.dependency as fs2_dependency
+import yaml
+from fairseq2.assets import AssetCard, AssetMetadataProvider, AssetMetadataSource, AssetStore
+from fairseq2.assets.download_manager import AssetDownloadError, AssetDownloadManager
+from fairseq2.error import InvalidOperationError
+
+from slt.errors import ModelUnavailableError, UnknownAssetError
+
+_SOURCE = "slt-local"
+_CARDS: dict[str, dict[str, object]] = {}  # canonical name ("name@") -> card metadata
+_LOCK = threading.Lock()
+_installed = False
+
+DECODER_FAMILY = "transformer_decoder"  # sonar-space's SONAR_TEXT_DECODER_FAMILY
+TOKENIZER_FAMILY = "nllb"
+
+
+class _LiveProvider(AssetMetadataProvider):
+    """Serves the cards in `_CARDS`, including ones registered after the store was built."""
+
+    def maybe_get_metadata(self, name: str) -> dict[str, object] | None:
+        with _LOCK:
+            metadata = _CARDS.get(name)
+            return copy.deepcopy(metadata) if metadata is not None else None
+
+    @property
+    def asset_names(self) -> Set[str]:
+        with _LOCK:
+            return set(_CARDS)
+
+    @property
+    def source(self) -> str:
+        return _SOURCE
+
+
+_PROVIDER = _LiveProvider()
+
+
+class _LiveSource(AssetMetadataSource):
+    def load(self):
+        yield _PROVIDER
+
+
+def ensure_fairseq2() -> AssetStore:
+    """Initialise fairseq2 once per process with our live card provider; return the asset store.
+
+    Works whichever happened first: if fairseq2 is not initialised we pass the provider as an `extras` hook;
+    if someone already initialised it, we add the provider to the store it built.
+    """
+    global _installed
+    with _LOCK:
+        if not _installed:
+            if fs2_dependency._resolver is None:
+                fairseq2.init_fairseq2(extras=lambda c: c.collection.register(AssetMetadataSource, lambda _r: _LiveSource()))
+            else:
+                container = fs2_dependency._resolver
+                try:
+                    container.collection.register(AssetMetadataSource, lambda _r: _LiveSource())
+                except InvalidOperationError:
+                    # The container is frozen and the store exists: fairseq2 0.8.1 has no public way to add a
+                    # source now, so append the provider to the store's list (lookups scan it in order).
+                    store = container.resolve(AssetStore)
+                    providers = getattr(store, "_metadata_providers", None)
+                    if not isinstance(providers, list):
+                        raise ModelUnavailableError(
+                            "cannot register local SONAR text assets: fairseq2 was initialised with an asset store "
+                            f"of type {type(store).__name__} that does not accept new cards"
+                        ) from None
+                    if _PROVIDER not in providers:
+                        providers.append(_PROVIDER)
+            _installed = True
+    return fs2_dependency.get_dependency_resolver().resolve(AssetStore)
+
+
+def _config_overrides(arch_config: Any) -> dict[str, object]:
+    if dataclasses.is_dataclass(arch_config) and not isinstance(arch_config, type):
+        arch_config = dataclasses.asdict(arch_config)
+    if not isinstance(arch_config, Mapping):
+        raise TypeError(f"arch_config must be a SonarTextDecoderConfig or a dict, got {type(arch_config).__name__}")
+    return {key: copy.deepcopy(value) for key, value in arch_config.items()}
+
+
+def text_asset_cards(
+    name_prefix: str,
+    decoder_checkpoint: str | Path,
+    tokenizer_model: str | Path,
+    langs: list[str],
+    arch_config: Any,
+    base_arch: str = "toy",
+) -> list[dict[str, object]]:
+    """The two card dicts (decoder, tokenizer) that `register_local_text_assets` registers."""
+    checkpoint = Path(decoder_checkpoint).resolve()
+    tokenizer = Path(tokenizer_model).resolve()
+    for label, path in (("decoder checkpoint", checkpoint), ("tokenizer model", tokenizer)):
+        if not path.is_file():
+            raise ModelUnavailableError(f"cannot register '{name_prefix}': the {label} {path} does not exist")
+    tokenizer_fields: dict[str, object] = {
+        "tokenizer": checkpoint_uri(tokenizer),
+        "tokenizer_family": TOKENIZER_FAMILY,
+        "tokenizer_config": {"_set_": {"langs": list(langs), "default_lang": langs[0]}},
+    }
+    decoder = {
+        "name": f"{name_prefix}_decoder",
+        "model_family": DECODER_FAMILY,
+        "model_arch": base_arch,
+        "model_config": {"_set_": _config_overrides(arch_config)},
+        "checkpoint": checkpoint_uri(checkpoint),
+        **tokenizer_fields,
+    }
+    return [decoder, {"name": f"{name_prefix}_tokenizer", **copy.deepcopy(tokenizer_fields)}]
+
+
+def checkpoint_uri(path: Path) -> str:
+    """A file:// URI fairseq2 loads without any download step."""
+    return Path(path).resolve().as_uri()
+
+
+def register_cards(cards: list[dict[str, object]]) -> list[str]:
+    """Register card dicts (each with a `name`); re-registering a name replaces its card. Returns the names."""
+    ensure_fairseq2()
+    names = []
+    with _LOCK:
+        for card in cards:
+            card = copy.deepcopy(dict(card))
+            name = str(card.pop("name"))
+            _CARDS[f"{name}@"] = card
+            names.append(name)
+    return names
+
+
+def register_local_text_assets(
+    name_prefix: str,
+    decoder_checkpoint: str | Path,
+    tokenizer_model: str | Path,
+    langs: list[str],
+    arch_config: Any,
+) -> tuple[str, str]:
+    """Register fairseq2 cards for a local SONAR-architecture text decoder and its SentencePiece tokenizer.
+
+    `arch_config` (a `SonarTextDecoderConfig` or its dict) overrides sonar-space's "toy" architecture. Safe to call
+    before or after fairseq2 was initialised, and again with the same arguments. Returns
+    `(decoder_name, tokenizer_name)` for `SonarTextDecoder(decoder=..., tokenizer=...)`.
+    """
+    if not langs:
+        raise ModelUnavailableError(f"cannot register '{name_prefix}': the tokenizer needs at least one language")
+    decoder, tokenizer = register_cards(text_asset_cards(name_prefix, decoder_checkpoint, tokenizer_model, langs, arch_config))
+    return decoder, tokenizer
+
+
+def write_asset_cards(cards: list[dict[str, object]], path: str | Path) -> Path:
+    """Write cards as a multi-document YAML file (fairseq2's card format), for `register_asset_file`."""
+    from slt.utils.io import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump_all(cards, sort_keys=False))
+
+
+def register_asset_file(path: str | Path) -> list[str]:
+    """Register every card of a YAML card file written by `write_asset_cards`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelUnavailableError(f"asset card file {path} does not exist")
+    cards = [card for card in yaml.safe_load_all(path.read_text(encoding="utf-8")) if card]
+    for card in cards:
+        if not isinstance(card, dict) or "name" not in card:
+            raise ModelUnavailableError(f"asset card file {path} has an entry without a name: {card!r}")
+    return register_cards(cards)
+
+
+def retrieve_card(name: str, kind: str) -> AssetCard:
+    """The card called `name`, or :class:`UnknownAssetError` listing similar registered names."""
+    store = ensure_fairseq2()
+    card = store.maybe_retrieve_card(name)
+    if card is None:
+        known = sorted({n.split("@")[0] for n in store.asset_names} | {n.split("@")[0] for n in _PROVIDER.asset_names})
+        similar = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+        hint = f" Similar names: {', '.join(similar)}." if similar else ""
+        raise UnknownAssetError(
+            f"no fairseq2 asset card named '{name}' for the {kind}.{hint} Use an official name such as "
+            "'text_sonar_basic_decoder' / 'text_sonar_basic_encoder', or register local files with "
+            "slt.text.register_local_text_assets()."
+        )
+    return card
+
+
+def require_local_files(card: AssetCard, field: str, kind: str) -> None:
+    """Fail fast, without touching the network, if the card's `field` URI is neither a file nor in fairseq2's cache."""
+    uri_field = card.maybe_get_field(field)
+    if uri_field is None:
+        raise ModelUnavailableError(f"asset '{card.name}' has no '{field}' field, so it cannot provide the {kind}")
+    uri = uri_field.as_uri()
+    if uri.scheme == "file":
+        path = uri.to_path()
+        if not path.exists():
+            raise ModelUnavailableError(f"the {kind} file {path} of asset '{card.name}' does not exist")
+        return
+    manager = fs2_dependency.get_dependency_resolver().resolve(AssetDownloadManager)
+    try:
+        if field == "checkpoint":
+            manager.download_model(uri, local_only=True)
+        else:
+            manager.download_tokenizer(uri, local_only=True)
+    except AssetDownloadError as ex:
+        raise ModelUnavailableError(
+            f"the {kind} of asset '{card.name}' ({uri}) is not in the fairseq2 cache and downloading it needs "
+            "internet access; connect once to fill the cache (FAIRSEQ2_CACHE_DIR) or use a local model set"
+        ) from ex
