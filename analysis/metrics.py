@@ -37,9 +37,10 @@ class _Stat:
 
 
 class _UnicodeWords:
-    """ROUGE tokenizer: lowercase word characters in any script (rouge-score's default keeps only a-z0-9)."""
+    """ROUGE tokenizer: lowercase words in any script, each CJK character its own token (those scripts
+    do not separate words by spaces). rouge-score's default tokenizer keeps only a-z0-9 and scores them 0."""
 
-    _word = re.compile(r"\w+", re.UNICODE)
+    _word = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|\w+", re.UNICODE)
 
     def tokenize(self, text: str) -> list[str]:
         return self._word.findall(text.lower())
