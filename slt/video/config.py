@@ -1,0 +1,56 @@
+"""Preprocessing settings (defaults follow the released SONAR ASL pipeline, see PIPELINE.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slt.errors import PreprocessConfigError
+from slt.video.detect import DETECTORS
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a video becomes model input. Frozen (and so hashable) because the engine caches results by it."""
+
+    detector: str = "cnn"  # "cnn" (dlib mmod, as released) or "hog" (about 50x faster on CPU, misses more faces)
+    detect_every: int = 16  # run the face detector on every n-th frame
+    # Longest side of the frame copy the detector sees. With upsample=1, dlib finds faces >= ~34 px at this size,
+    # i.e. >= 12 % of the frame height of a 16:9 video at 512; the CNN costs ~2.4 s per 512x288 frame on 2 cores.
+    detect_max_side: int = 512
+    upsample: int = 1  # dlib's pyramid upsampling (x2 per step) before detection
+    min_face_fraction: float = 0.3  # fewer sampled frames with a face -> NoSignerError
+    center_crop_fallback: bool = False  # use a centred square crop instead of raising NoSignerError
+    clip_frames: int = 128
+    sampling_rate: int = 2
+    target_fps: float = 25.0
+    stride: int = 64  # in sampled frames: clips start every stride * sampling_rate frames at target_fps
+    size: int = 224
+    mean: float = 0.45
+    std: float = 0.225
+    max_duration_s: float | None = None  # longer -> VideoTooLongError
+    max_bytes: int | None = None  # larger file -> VideoTooLongError
+    min_frames: int = 8  # fewer decodable frames -> VideoTooShortError
+    preview_frames: int = 6  # crops shown in the preview strip
+    preview_tile: int = 112  # preview strip height in pixels
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise PreprocessConfigError(f"Unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}.")
+        positive = ("detect_every", "detect_max_side", "clip_frames", "sampling_rate", "stride", "size",
+                    "min_frames", "preview_tile")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise PreprocessConfigError(f"PreprocessConfig.{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.upsample, int) or not 0 <= self.upsample <= 3:
+            raise PreprocessConfigError(f"PreprocessConfig.upsample must be 0..3, got {self.upsample!r}.")
+        if not 0.0 <= self.min_face_fraction <= 1.0:
+            raise PreprocessConfigError(f"PreprocessConfig.min_face_fraction must be in [0, 1], got {self.min_face_fraction!r}.")
+        if not self.target_fps > 0 or not self.std > 0:
+            raise PreprocessConfigError("PreprocessConfig.target_fps and std must be positive.")
+        if self.preview_frames < 0:
+            raise PreprocessConfigError(f"PreprocessConfig.preview_frames must be >= 0, got {self.preview_frames!r}.")
+        for name in ("max_duration_s", "max_bytes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise PreprocessConfigError(f"PreprocessConfig.{name} must be positive or None, got {value!r}.")

@@ -1,0 +1,140 @@
+"""preprocess_video: file -> normalised 128-frame clips of the signer, in two streaming decode passes.
+
+Pass 1 (scan.py) detects faces on every 16th frame at reduced size; the signer box is chosen from those;
+pass 2 decodes again and keeps only the frames the clips sample, already cropped to 224x224 uint8.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slt.errors import NoSignerError, VideoReadError, VideoTooLongError, VideoTooShortError, EmptyVideoError
+from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_square
+from slt.video.config import PreprocessConfig
+from slt.video.decode import VideoInfo, iter_frames, probe_video
+from slt.video.preview import frame_with_box, make_preview, pick_preview_indices
+from slt.video.scan import scan_video
+from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_face_box, make_square
+
+
+@dataclass
+class PreprocessedVideo:
+    """Model input for one video plus what a person needs to check it."""
+
+    clips: torch.Tensor  # [n_clips, 3, clip_frames, size, size] float32, normalised
+    paddings: list[int]  # per clip: clip_frames - number of distinct source frames
+    box: IntBox  # square signer box (x0, y0, x1, y1) in source pixels; may extend past the frame
+    faces_found: int  # sampled frames with at least one face
+    frames_sampled: int  # frames that went through the face detector
+    used_center_crop: bool
+    preview: np.ndarray  # uint8 RGB strip: first frame with the box, then a few of the crops
+    info: VideoInfo  # n_frames / duration_s are the decoded counts
+    timings: dict[str, float] = field(default_factory=dict)
+    box_method: str = "mean"  # "mean", "motion", "largest" (face tubes) or "center"
+    clip_indices: list[list[int]] = field(default_factory=list)  # source frame indices of every clip
+
+
+def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConfig()) -> PreprocessedVideo:
+    """Decode, locate the signer, crop and cut a video into normalised clips for SignHiera.
+
+    Raises VideoReadError / EmptyVideoError (missing, not a video, no frames), VideoTooLongError (max_bytes,
+    max_duration_s), VideoTooShortError (< min_frames frames), NoSignerError (a face in fewer than
+    min_face_fraction of the sampled frames, unless center_crop_fallback).
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    _check_size(path, config.max_bytes)
+    info = probe_video(path, verify_count=False)
+    max_frames = None
+    if config.max_duration_s is not None:
+        if info.reported_frames / info.fps > config.max_duration_s:
+            raise VideoTooLongError(
+                f"The video {path} lasts {info.reported_frames / info.fps:.1f} s, longer than the limit of "
+                f"{config.max_duration_s:g} s; trim it or raise max_duration_s."
+            )
+        max_frames = int(config.max_duration_s * info.fps + 1e-6)
+
+    scan = scan_video(path, detector=config.detector, detect_every=config.detect_every,
+                      detect_max_side=config.detect_max_side, upsample=config.upsample,
+                      max_frames=max_frames, max_duration_s=config.max_duration_s, fps=info.fps)
+    if scan.n_frames == 0:
+        raise EmptyVideoError(f"The video {path} contains no decodable frames.")
+    if scan.n_frames < config.min_frames:
+        raise VideoTooShortError(
+            f"The video {path} has only {scan.n_frames} decodable frames; at least {config.min_frames} are needed."
+        )
+    info = replace(info, n_frames=scan.n_frames, duration_s=scan.n_frames / info.fps)
+    timings = {"decode": scan.decode_s, "detect": scan.detect_s, "motion": scan.motion_s}
+
+    box, method = _signer_box(scan, config, path)
+    clip_indices = clip_frame_indices(scan.n_frames, info.fps, config.clip_frames, config.sampling_rate,
+                                      config.target_fps, config.stride)
+    t0 = time.perf_counter()
+    crops, first = _crop_needed_frames(path, box, clip_indices, config)
+    timings["crop"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clips = build_clips(crops, clip_indices, config.mean, config.std)
+    timings["normalise"] = time.perf_counter() - t0
+    shown = pick_preview_indices(clip_indices[0], config.preview_frames)
+    preview = make_preview([crops[i] for i in shown], config.preview_tile, first)
+    timings["total"] = time.perf_counter() - started
+    return PreprocessedVideo(
+        clips=clips,
+        paddings=[clip_padding(i) for i in clip_indices],
+        box=box,
+        faces_found=scan.frames_with_face,
+        frames_sampled=len(scan.sampled),
+        used_center_crop=method == "center",
+        preview=preview,
+        info=info,
+        timings=timings,
+        box_method=method,
+        clip_indices=[i.tolist() for i in clip_indices],
+    )
+
+
+def _check_size(path: Path, max_bytes: int | None) -> None:
+    if max_bytes is None:
+        return
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise VideoReadError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise VideoTooLongError(
+            f"The video {path} is {size / 1e6:.1f} MB, larger than the limit of {max_bytes / 1e6:.1f} MB."
+        )
+
+
+def _signer_box(scan, config: PreprocessConfig, path: Path) -> tuple[IntBox, str]:
+    frames_sampled = len(scan.sampled)
+    if scan.frames_with_face < config.min_face_fraction * frames_sampled:
+        if not config.center_crop_fallback:
+            raise NoSignerError(scan.frames_with_face, frames_sampled, config.min_face_fraction)
+        return center_box(scan.width, scan.height), "center"
+    choice = choose_face_box(scan.faces)
+    if choice.face_box is None:  # several faces but none followed through most of the video
+        return center_box(scan.width, scan.height), "center"
+    return make_square(expand_face_box(choice.face_box)), choice.method
+
+
+def _crop_needed_frames(path: Path, box: IntBox, clip_indices: list[np.ndarray], config: PreprocessConfig):
+    """Pass 2: decode again, keep only the sampled frames, each as a size x size uint8 RGB crop."""
+    needed = set(np.concatenate(clip_indices).tolist())
+    last = max(needed)
+    crops: dict[int, np.ndarray] = {}
+    first = None
+    for index, frame in iter_frames(path, max_frames=last + 1):
+        if index == 0:
+            first = frame_with_box(frame, box, config.preview_tile)
+        if index in needed:
+            crops[index] = crop_square(frame, box, config.size)
+    missing = needed - crops.keys()
+    if missing:  # the file changed or decodes differently the second time
+        raise VideoReadError(f"The video {path} could not be decoded consistently: frame {min(missing)} vanished on re-read.")
+    return crops, first

@@ -1,0 +1,292 @@
+"""slt.video on real videos: OpenCV decoding, real dlib detectors, real optical flow (CPU, offline)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from slt.errors import (
+    EmptyVideoError,
+    InvalidArgumentError,
+    NoSignerError,
+    PreprocessConfigError,
+    VideoReadError,
+    VideoTooLongError,
+    VideoTooShortError,
+)
+from slt.video import PreprocessConfig, join_clip_features, preprocess_video, probe_video
+from slt.video.clips import clip_frame_indices, clip_padding, crop_square
+from slt.video.decode import iter_frames
+from slt.video.detect import _load_detector, detect_faces, downscale, get_detector
+from slt.video.signer_box import Detection, choose_face_box, expand_face_box, link_tubes, make_square
+
+from _video_fixtures import (
+    ASTRONAUT_FACE,
+    astronaut_bgr,
+    astronaut_video,
+    carphone_path,
+    level_video,
+    two_face_video,
+    write_video,
+)
+
+BLACK = (0.0 - 0.45) / 0.225
+HOG = PreprocessConfig(detector="hog")
+
+
+def contains(outer, inner, tol: float = 0.0) -> bool:
+    return (outer[0] <= inner[0] + tol and outer[1] <= inner[1] + tol
+            and outer[2] >= inner[2] - tol and outer[3] >= inner[3] - tol)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    astro, astro_face = astronaut_video(root / "astronaut.mp4")
+    two, static_face, moving_face = two_face_video(root / "two_faces.mp4")
+    return {"root": root, "astro": astro, "astro_face": astro_face, "two": two,
+            "static_face": static_face, "moving_face": moving_face}
+
+
+@pytest.fixture(scope="module")
+def astro_result(videos):
+    return preprocess_video(videos["astro"], HOG)
+
+
+# ------------------------------------------------------------------ decoding
+def test_probe_carphone_reads_container_facts():
+    info = probe_video(carphone_path())
+    assert (info.width, info.height, info.n_frames) == (176, 144, 120)
+    assert info.fps == pytest.approx(29.97, abs=0.01)
+    assert info.duration_s == pytest.approx(120 / 29.97, abs=0.01)
+
+
+def test_probe_counts_frames_when_container_misreports(tmp_path):
+    full = write_video(tmp_path / "full.avi", (np.full((64, 64, 3), 4 * i, np.uint8) for i in range(30)), 25, "MJPG")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # header still says 30 frames
+    assert cv2.VideoCapture(str(cut)).get(cv2.CAP_PROP_FRAME_COUNT) == 30
+    decodable = sum(1 for _ in iter_frames(cut))
+    assert 0 < decodable < 30
+    assert probe_video(cut).n_frames == decodable
+    assert probe_video(cut).reported_frames == 30
+
+
+def test_not_a_video_missing_and_empty_files(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    with pytest.raises(VideoReadError, match="cannot open"):
+        probe_video(text)
+    with pytest.raises(VideoReadError, match="not found"):
+        preprocess_video(tmp_path / "missing.mp4", HOG)
+    with pytest.raises(VideoReadError, match="Not a file"):
+        probe_video(tmp_path)
+    (tmp_path / "zero_bytes.mp4").write_bytes(b"")
+    with pytest.raises(EmptyVideoError, match="0 bytes"):
+        preprocess_video(tmp_path / "zero_bytes.mp4", HOG)
+
+
+def test_zero_frame_videos(tmp_path):
+    for name, fourcc in (("zero.avi", "MJPG"), ("zero.mp4", "mp4v")):
+        writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*fourcc), 25, (64, 64))
+        writer.release()
+    with pytest.raises(EmptyVideoError, match="no decodable frames"):
+        preprocess_video(tmp_path / "zero.avi", HOG)
+    with pytest.raises(VideoReadError, match="MP4/MOV file, but OpenCV finds no decodable video stream"):
+        preprocess_video(tmp_path / "zero.mp4", HOG)
+
+
+def test_too_short_and_too_long(tmp_path, videos):
+    short = level_video(tmp_path / "short.avi", 5, 25.0)
+    with pytest.raises(VideoTooShortError, match="only 5 decodable frames; at least 8"):
+        preprocess_video(short, PreprocessConfig(detector="hog", center_crop_fallback=True))
+    with pytest.raises(VideoTooLongError, match="longer than the limit of 1 s"):
+        preprocess_video(videos["astro"], PreprocessConfig(detector="hog", max_duration_s=1.0))  # 40 frames = 1.6 s
+    with pytest.raises(VideoTooLongError, match="larger than the limit"):
+        preprocess_video(videos["astro"], PreprocessConfig(detector="hog", max_bytes=1000))
+    # A limit the video meets passes.
+    ok = preprocess_video(videos["astro"], PreprocessConfig(detector="hog", max_duration_s=2.0, max_bytes=10**8))
+    assert ok.info.n_frames == 40
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(PreprocessConfigError, match="Unknown face detector 'yolo'"):
+        PreprocessConfig(detector="yolo")
+    with pytest.raises(PreprocessConfigError, match="detect_every"):
+        PreprocessConfig(detect_every=0)
+    with pytest.raises(PreprocessConfigError, match="min_face_fraction"):
+        PreprocessConfig(min_face_fraction=1.5)
+    with pytest.raises(PreprocessConfigError, match="max_duration_s"):
+        PreprocessConfig(max_duration_s=-3)
+
+
+# ------------------------------------------------------------------ detection
+def test_both_detectors_find_the_astronaut_and_downscaled_boxes_map_back():
+    rgb = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2RGB)
+    for detector, upsample_full in (("hog", 1), ("cnn", 0)):
+        full = detect_faces(rgb, 1.0, 1.0, detector, upsample_full)
+        small, fx, fy = downscale(rgb, 256)
+        assert small.shape[:2] == (256, 256) and fx == fy == 0.5
+        mapped = detect_faces(small, fx, fy, detector, 1)
+        face_full = max(full, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        assert contains((150, 55, 285, 190), face_full), (detector, face_full)  # the known face region
+        closest = min(mapped, key=lambda b: max(abs(np.subtract(b, face_full))))
+        # Within ~8 % of the face width (90 px): a 2x coarser search grid, mapped back.
+        assert max(abs(np.subtract(closest, face_full))) <= 8, (detector, full, mapped)
+
+
+def test_detectors_are_loaded_once():
+    get_detector("hog")
+    misses = _load_detector.cache_info().misses
+    for _ in range(3):
+        get_detector("hog")
+    assert _load_detector.cache_info().misses == misses
+    with pytest.raises(PreprocessConfigError):
+        get_detector("haar")
+
+
+# ------------------------------------------------------------------ signer box
+def test_box_expansion_and_square():
+    assert expand_face_box((100, 100, 140, 150)) == (40, 50, 200, 300)
+    square = make_square((40, 50, 200, 300))
+    assert square[2] - square[0] == square[3] - square[1] == 250
+    assert (square[0] + square[2]) / 2 == 120 and (square[1] + square[3]) / 2 == 175
+
+
+def test_tubes_keep_persistent_faces_and_fall_back():
+    a, b = (10, 10, 50, 50), (200, 10, 260, 70)
+    frames = [[Detection(i, a), Detection(i, b)] for i in range(4)]
+    tubes = link_tubes(frames)
+    assert sorted(len(t.detections) for t in tubes) == [4, 4]
+    choice = choose_face_box(frames)  # no motion measured -> the largest tube
+    assert choice.method == "largest" and choice.face_box == pytest.approx(b)
+    frames[0][0].motion = 5.0  # motion in the small one wins
+    assert choose_face_box(frames).face_box == pytest.approx(a)
+    # A face present in only 2 of 4 frames (not > 50 %) is dropped; nothing else persists -> centre.
+    sparse = [[Detection(0, a), Detection(0, b)], [Detection(1, a)], [], [Detection(3, b)]]
+    assert choose_face_box(sparse).method == "center"
+    single = [[Detection(0, (0, 0, 10, 10))], [], [Detection(2, (2, 2, 12, 12))]]
+    assert choose_face_box(single).face_box == pytest.approx((1, 1, 11, 11))
+
+
+# ------------------------------------------------------------------ end to end
+def test_astronaut_box_clips_and_preview(videos, astro_result):
+    r = astro_result
+    x0, y0, x1, y1 = r.box
+    assert x1 - x0 == y1 - y0  # square
+    face = videos["astro_face"]
+    w, h = face[2] - face[0], face[3] - face[1]
+    assert contains(r.box, face)
+    assert contains(r.box, expand_face_box(face), tol=0.25 * w)  # head, hands and torso region
+    assert 4 * w * 0.8 <= x1 - x0 <= 5 * h * 1.25
+    assert (r.faces_found, r.frames_sampled, r.used_center_crop, r.box_method) == (3, 3, False, "mean")
+    # 40 frames at 25 fps: one clip, frames 0, 2, ..., 38 then the last frame repeated.
+    assert r.clips.shape == (1, 3, 128, 224, 224) and r.clips.dtype == torch.float32
+    assert r.clip_indices[0][:3] == [0, 2, 4] and r.clip_indices[0][-1] == 39
+    assert r.paddings == [128 - 21]
+    assert r.info.n_frames == 40 and r.info.duration_s == pytest.approx(1.6)
+    assert r.preview.dtype == np.uint8 and r.preview.ndim == 3 and r.preview.shape[0] == 112
+    assert r.preview.shape[2] == 3 and r.preview.shape[1] > 6 * 112
+    assert set(r.timings) >= {"decode", "detect", "crop", "normalise", "total"}
+
+
+def test_normalisation_and_black_padding(videos, astro_result):
+    r = astro_result
+    assert r.box[1] < 0  # the box starts above the frame: the top rows are black padding
+    top_rows = round(-r.box[1] * 224 / (r.box[3] - r.box[1])) - 1
+    assert torch.allclose(r.clips[0, :, :, :top_rows, :], torch.tensor(BLACK))
+    assert r.clips.min().item() == pytest.approx(BLACK)
+    assert r.clips.max().item() <= (1 - 0.45) / 0.225 + 1e-6
+    # The first frame of the clip is exactly the RGB crop of the decoded first frame, normalised.
+    _, frame = next(iter(iter_frames(videos["astro"])))
+    crop = torch.from_numpy(crop_square(frame, r.box, 224)).permute(2, 0, 1).float()
+    assert torch.allclose(r.clips[0, :, 0], (crop / 255 - 0.45) / 0.225, atol=1e-5)
+    # RGB order: a pure blue BGR frame lands in the third channel.
+    blue = np.zeros((50, 50, 3), np.uint8)
+    blue[..., 0] = 255
+    assert crop_square(blue, (0, 0, 50, 50), 224)[..., 2].min() == 255
+
+
+def test_two_faces_pick_the_moving_one(videos):
+    r = preprocess_video(videos["two"], HOG)
+    assert r.box_method == "motion"
+    assert contains(r.box, videos["moving_face"])
+    assert not contains(r.box, videos["static_face"])
+    assert r.box[2] - r.box[0] == r.box[3] - r.box[1]
+
+
+def test_no_signer_error_names_counts_and_centre_crop_fallback(tmp_path):
+    video = level_video(tmp_path / "levels.avi", 60, 50.0)
+    with pytest.raises(NoSignerError, match="in 0 of 4 sampled frames") as caught:
+        preprocess_video(video, HOG)
+    assert (caught.value.faces_found, caught.value.frames_sampled) == (0, 4)
+    r = preprocess_video(video, PreprocessConfig(detector="hog", center_crop_fallback=True))
+    assert r.used_center_crop and r.box == (16, 0, 80, 64)
+    # 50 fps: sampling rate 2 at 25 fps means every 4th source frame; 60 frames -> 0..56 (15) + the last
+    # frame 59 (clamped), the rest repeats it.
+    assert r.clip_indices[0][:4] == [0, 4, 8, 12] and r.clip_indices[0][15] == 59 and r.paddings == [128 - 16]
+    means = r.clips[0].mean(dim=(0, 2, 3)) * 0.225 + 0.45  # per sampled frame, back in [0, 1]
+    for k in range(15):
+        assert means[k].item() * 255 == pytest.approx(4 * (4 * k), abs=1.5)
+    assert means[-1].item() * 255 == pytest.approx(4 * 59, abs=1.5)
+
+
+def test_cnn_end_to_end_on_small_frames(tmp_path):
+    video, face = astronaut_video(tmp_path / "small.mp4", n_frames=20, size=(320, 180), patch_size=150, at=(90, 0))
+    r = preprocess_video(video, PreprocessConfig(detector="cnn", detect_max_side=320))
+    assert (r.faces_found, r.frames_sampled) == (2, 2)
+    assert contains(r.box, face) and r.box[2] - r.box[0] == r.box[3] - r.box[1]
+
+
+# ------------------------------------------------------------------ clip maths
+def test_clip_indices_and_padding():
+    one = clip_frame_indices(100, 25.0)  # 0, 2, ..., 98 then the last frame 99 (clamped) repeated
+    assert len(one) == 1 and one[0][49] == 98 and one[0][50] == 99 and clip_padding(one[0]) == 128 - 51
+    exact = clip_frame_indices(256, 25.0)  # exactly 10.24 s: one full clip
+    assert len(exact) == 1 and clip_padding(exact[0]) == 0 and exact[0][-1] == 254
+    assert len(clip_frame_indices(257, 25.0)) == 2
+    two = clip_frame_indices(300, 25.0)
+    assert len(two) == 2 and two[1][0] == 128 and clip_padding(two[1]) == 128 - 87  # 128..298 and 299
+    slow = clip_frame_indices(600, 50.0)  # step 4 source frames, windows every 256
+    assert len(slow) == 2 and list(slow[0][:3]) == [0, 4, 8] and slow[1][0] == 256
+    odd = clip_frame_indices(120, 29.97)
+    assert list(odd[0][:4]) == [0, 2, 4, 7] and odd[0].max() == 119
+
+
+def test_join_clip_features():
+    features = torch.arange(2 * 64 * 3, dtype=torch.float32).reshape(2, 64, 3)
+    joined = join_clip_features(features, [0, 78])
+    assert joined.shape == (64 + 64 - 39, 3)
+    assert torch.equal(joined[:64], features[0]) and torch.equal(joined[64:], features[1, :25])
+    with pytest.raises(InvalidArgumentError, match="2 clips"):
+        join_clip_features(features, [0])
+
+
+# ------------------------------------------------------------------ measurement (printed, not asserted)
+def test_print_detector_timings_on_carphone():
+    """Prints HOG vs CNN cost per detection at several detect_max_side values (used to pick the default)."""
+    capture = cv2.VideoCapture(str(carphone_path()))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    big = cv2.resize(frame, (1280, 1047), interpolation=cv2.INTER_CUBIC)  # carphone scaled to a 720p-like size
+    rgb = cv2.cvtColor(big, cv2.COLOR_BGR2RGB)
+    rows = []
+    for side in (256, 384, 512):
+        small, fx, fy = downscale(rgb, side)
+        for detector in ("hog", "cnn"):
+            get_detector(detector)
+            start = time.perf_counter()
+            found = detect_faces(small, fx, fy, detector, 1)
+            rows.append(f"{detector} max_side={side}: {time.perf_counter() - start:.3f} s, {len(found)} face(s)")
+    start = time.perf_counter()
+    hog = preprocess_video(carphone_path(), HOG)
+    hog_s = time.perf_counter() - start
+    rows.append(f"carphone 176x144 whole video (8 detections) hog: {hog_s:.2f} s, faces {hog.faces_found}/{hog.frames_sampled}")
+    print("\n" + "\n".join(rows) + f"\n(os.cpu_count={os.cpu_count()})")
