@@ -1,0 +1,241 @@
+"""`python -m slt extract-features`: preprocessing + SignHiera over a manifest, one [N, D] tensor per clip.
+
+Resumable (finished clips are verified and skipped), failure-tolerant (failures.jsonl), and sharded under
+torchrun: rank r takes manifest rows i % world == r, and rank 0 merges every rank's list into one
+features.tsv after a barrier. Preprocessing runs in DataLoader workers while the model runs in the main process.
+
+    python -m slt extract-features --manifest M --out DIR --signhiera CKPT [--detector hog] [--workers 2]
+    torchrun --nproc_per_node 2 -m slt extract-features ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from slt.data.extract_state import (Done, Failure, check_config, extraction_config, finished_steps, merge_shards,
+                                    npy_matches, remove_stale_temp_files, save_features, save_npy, write_config,
+                                    write_shard)
+from slt.data.extract_worker import Prepared, prepared_stream
+from slt.data.manifest import Manifest, ManifestRow, read_manifest
+from slt.data.safe_ids import safe_id
+from slt.errors import FeatureExtractionError
+from slt.models import SignHiera, load_signhiera
+from slt.video import PreprocessConfig, join_clip_features
+
+
+@dataclass
+class ExtractOptions:
+    """Settings of one extraction run (the CLI flags)."""
+
+    signhiera: Path
+    video_root: Path | None = None
+    detector: str = "cnn"
+    detect_every: int = 16
+    center_crop_fallback: bool = False
+    max_duration_s: float | None = None
+    batch_size: int = 4  # clips per forward pass (clips of one video only)
+    workers: int = 2  # preprocessing processes; 0 = preprocess in the main process (no overlap)
+    device: str = "auto"
+    npy: bool = False
+    threads: int = 1  # torch threads of the model; fixed so results do not depend on the machine
+    stop_after: int | None = None  # test hook: SIGKILL this process after N newly written clips
+
+
+@dataclass
+class ExtractSummary:
+    rank: int
+    world_size: int
+    written: int  # clips extracted in this run (this rank)
+    reused: int  # clips found finished on disk (this rank)
+    failed: int  # clips that failed in this run (this rank)
+    seconds: float
+    features_manifest: Path | None  # set on rank 0 once merged
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+
+def _setup_dist(device: torch.device) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    info = _Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        # Ranks finish their shards at different times; a long timeout keeps the final barrier from firing early.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=12))
+    return info
+
+
+def _barrier(info: _Dist) -> None:
+    if info.world > 1:
+        dist.barrier()
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> PreprocessConfig:
+    """Preprocessing that feeds this model: its clip length and image size, 50 % clip overlap (as released)."""
+    frames, height, _ = model.config.input_size
+    return PreprocessConfig(detector=options.detector, detect_every=options.detect_every,
+                            center_crop_fallback=options.center_crop_fallback, max_duration_s=options.max_duration_s,
+                            clip_frames=frames, size=height, stride=max(1, frames // 2))
+
+
+def _features(model: SignHiera, prepared: Prepared, batch_size: int, device: torch.device) -> torch.Tensor:
+    parts = []
+    with torch.inference_mode():
+        for chunk in prepared.clips.split(batch_size):
+            parts.append(model.extract_features(chunk.to(device)).float().cpu())
+    return join_clip_features(torch.cat(parts), prepared.paddings)
+
+
+def _manifest_failures(manifest: Manifest) -> list[Failure]:
+    # Rows the manifest reader skipped are failures too: nothing leaves the run unaccounted for.
+    return [Failure(-1, item.id, "ManifestError", str(item)) for item in manifest.report.skipped]
+
+
+def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLike,
+                     options: ExtractOptions) -> ExtractSummary:
+    """Extract features for this process's share of the manifest; on rank 0 merge all shares at the end."""
+    started = time.perf_counter()
+    device = _pick_device(options.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.set_num_threads(options.threads)
+    info = _setup_dist(device)
+    out_dir = Path(out_dir)
+    feats_dir = out_dir / "feats"
+    manifest = read_manifest(manifest_path, video_root=options.video_root)
+    if not manifest.rows:
+        raise FeatureExtractionError(f"no usable rows in {manifest_path}:\n{manifest.report.summary()}")
+    checkpoint = Path(options.signhiera)
+    model = load_signhiera(checkpoint, device)
+    feature_dim = model.config.feature_dim
+    preprocess = preprocess_config_for(model, options)
+    config = extraction_config(checkpoint, preprocess, feature_dim)
+    has_config = check_config(out_dir, config)  # every rank refuses a mismatched folder before writing anything
+    if info.rank == 0:
+        feats_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(feats_dir)
+        if not has_config:
+            write_config(out_dir, config)
+    _barrier(info)
+
+    mine = [(i, row) for i, row in enumerate(manifest.rows) if i % info.world == info.rank]
+    done: list[Done] = []
+    failed: list[Failure] = []
+    todo: list[tuple[int, ManifestRow]] = []
+    for index, row in mine:  # resume: verify what is on disk before preprocessing anything
+        pt_path = feats_dir / f"{safe_id(row.id)}.pt"
+        n_steps = finished_steps(pt_path, feature_dim)
+        if n_steps is None:
+            todo.append((index, row))
+            continue
+        if options.npy and not npy_matches(pt_path.with_suffix(".npy"), n_steps, feature_dim):
+            save_npy(torch.load(pt_path, map_location="cpu", weights_only=True), pt_path.with_suffix(".npy"))
+        done.append(Done(index, row.id, f"feats/{pt_path.name}", n_steps, row.translation))
+    reused = len(done)
+
+    rows = dict(todo)
+    written = 0
+    progress = tqdm(total=len(mine), initial=reused, desc=f"extract rank {info.rank}/{info.world}", unit="clip",
+                    position=info.rank, file=sys.stderr, dynamic_ncols=True)
+    for prepared in prepared_stream([(i, row.video_path) for i, row in todo], preprocess, options.workers):
+        row = rows[prepared.index]
+        if prepared.clips is not None:
+            try:
+                features = _features(model, prepared, options.batch_size, device)
+                pt_path = feats_dir / f"{safe_id(row.id)}.pt"
+                save_features(features, pt_path, options.npy)
+                done.append(Done(prepared.index, row.id, f"feats/{pt_path.name}", int(features.shape[0]),
+                                 row.translation))
+                written += 1
+            except Exception as error:  # e.g. out of memory on one long video: record it, keep going
+                prepared.error_type, prepared.message = type(error).__name__, str(error) or repr(error)
+        if prepared.error_type:
+            failed.append(Failure(prepared.index, row.id, prepared.error_type, prepared.message))
+            progress.write(f"failed {row.id}: {prepared.error_type}: {prepared.message}")
+        progress.update(1)
+        if options.stop_after is not None and written >= options.stop_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # simulate a crash mid-run (tests of resume)
+    progress.close()
+
+    write_shard(out_dir, info.rank, info.world, done, failed)
+    _barrier(info)
+    features_path = None
+    if info.rank == 0:
+        features_path, n_done, n_failed = merge_shards(out_dir, info.world, _manifest_failures(manifest))
+        print(f"{features_path}: {n_done} clips with features, {n_failed} failed or skipped "
+              f"(see {out_dir / 'failures.jsonl'})", file=sys.stderr)
+    _barrier(info)
+    if info.world > 1:
+        dist.destroy_process_group()
+    return ExtractSummary(info.rank, info.world, written, reused, len(failed), time.perf_counter() - started,
+                          features_path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `python -m slt extract-features`."""
+    parser.add_argument("--manifest", required=True, type=Path, help="TSV manifest (id, video_path, n_frames, "
+                        "translation) or ssvp_slt's headerless TSV")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (resumed when it exists)")
+    parser.add_argument("--signhiera", required=True, type=Path, help="SignHiera checkpoint (.pth/.pt)")
+    parser.add_argument("--video-root", type=Path, default=None, help="folder that relative video paths are in "
+                        "(default: the manifest's folder)")
+    parser.add_argument("--detector", choices=("cnn", "hog"), default="cnn",
+                        help="dlib face detector: cnn (as released) or hog (much faster on CPU)")
+    parser.add_argument("--detect-every", type=int, default=16, help="run the face detector on every n-th frame")
+    parser.add_argument("--center-crop-fallback", action="store_true",
+                        help="centre crop instead of failing a clip where no signer is found")
+    parser.add_argument("--max-duration", type=float, default=None, help="fail clips longer than this (seconds)")
+    parser.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (within one video)")
+    parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (0: none)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--npy", action="store_true", help="also write <id>.npy next to each <id>.pt")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (fixed for "
+                        "reproducible features)")
+    parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # test hook
+
+
+def run(args: argparse.Namespace) -> int:
+    """CLI entry: run the extraction; failures of single clips are listed in failures.jsonl, not fatal."""
+    for name in ("batch_size", "threads"):
+        if getattr(args, name) < 1:
+            raise FeatureExtractionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.workers < 0:
+        raise FeatureExtractionError(f"--workers must be 0 or more, got {args.workers}")
+    options = ExtractOptions(
+        signhiera=args.signhiera, video_root=args.video_root, detector=args.detector,
+        detect_every=args.detect_every, center_crop_fallback=args.center_crop_fallback,
+        max_duration_s=args.max_duration, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        npy=args.npy, threads=args.threads, stop_after=args.stop_after,
+    )
+    summary = extract_features(args.manifest, args.out, options)
+    print(f"rank {summary.rank}: {summary.written} extracted, {summary.reused} already done, "
+          f"{summary.failed} failed in {summary.seconds:.1f} s", file=sys.stderr)
+    return 0
