@@ -125,6 +125,16 @@ def _verified_frame_count(capture: cv2.VideoCapture, reported: int) -> int:
     return _count_by_grabbing(capture)
 
 
+def has_frame(path: str | Path, index: int) -> bool:
+    """Whether frame `index` exists and decodes (one seek, no full decode); checks a container's length claim."""
+    capture = _open(path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        return bool(capture.grab())
+    finally:
+        capture.release()
+
+
 def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, BGR frame) for every decodable frame, one at a time, in order.
 

@@ -16,7 +16,7 @@ import torch
 from slt.errors import NoSignerError, VideoReadError, VideoTooLongError, VideoTooShortError, EmptyVideoError
 from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_square
 from slt.video.config import PreprocessConfig
-from slt.video.decode import VideoInfo, iter_frames, probe_video
+from slt.video.decode import VideoInfo, has_frame, iter_frames, probe_video
 from slt.video.preview import frame_with_box, make_preview, pick_preview_indices
 from slt.video.scan import scan_video
 from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_face_box, make_square
@@ -52,12 +52,14 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
     info = probe_video(path, verify_count=False)
     max_frames = None
     if config.max_duration_s is not None:
-        if info.reported_frames / info.fps > config.max_duration_s:
+        max_frames = int(config.max_duration_s * info.fps + 1e-6)
+        # Reject long videos before decoding them, but only once a seek confirms the container's claim
+        # (truncated files report more frames than they hold); the scan enforces the limit either way.
+        if info.reported_frames > max_frames and has_frame(path, max_frames):
             raise VideoTooLongError(
                 f"The video {path} lasts {info.reported_frames / info.fps:.1f} s, longer than the limit of "
                 f"{config.max_duration_s:g} s; trim it or raise max_duration_s."
             )
-        max_frames = int(config.max_duration_s * info.fps + 1e-6)
 
     scan = scan_video(path, detector=config.detector, detect_every=config.detect_every,
                       detect_max_side=config.detect_max_side, upsample=config.upsample,
