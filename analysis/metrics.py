@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import jiwer
 import numpy as np
 import pandas as pd
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 from analysis.errors import AnalysisError
@@ -81,6 +80,9 @@ def _edit_stats(refs: list[str], hyps: list[str], chars: bool) -> np.ndarray:
 
 
 def _rouge_l(refs: list[str], hyps: list[str]) -> np.ndarray:
+    # Imported here: rouge-score pulls in nltk and scipy (~3 s), which only ROUGE needs.
+    from rouge_score import rouge_scorer
+
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_UnicodeWords())
     return np.array([scorer.score(r, h)["rougeL"].fmeasure * 100 for r, h in zip(refs, hyps)])
 
