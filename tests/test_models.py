@@ -171,6 +171,43 @@ def test_features_follow_time(hiera):
         assert torch.allclose(hiera(batch), torch.cat([a, b]), atol=1e-5)  # batching changes nothing
 
 
+def test_padding_is_hidden_from_global_attention(hiera):
+    """Padded steps are zeroed and masked out of global attention: kept steps cannot see them."""
+    clips = _clips(2)
+    padded_frames = [4, 0]  # clip 0: frames 4..7 repeat the last real frame -> temporal steps 2, 3 are padding
+    seen = {}
+
+    def add_noise_to_padding(block, args):
+        x, key_mask = args
+        seen.setdefault("mask", key_mask)  # first call (with padding) records which tokens are padding
+        noise = 10 * torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+        return x + noise * (~seen["mask"])[..., None], key_mask
+
+    global_block = next(b for b in hiera.blocks if not b.attn.windowed)
+    with torch.no_grad():
+        masked = hiera(clips, padding=padded_frames)
+        plain = hiera(clips)
+        handle = global_block.register_forward_pre_hook(add_noise_to_padding)
+        try:
+            masked_noisy = hiera(clips, padding=padded_frames)
+            plain_noisy = hiera(clips)
+        finally:
+            handle.remove()
+    assert seen["mask"][0].sum() == seen["mask"][0].numel() // 2 and seen["mask"][1].all()
+    assert torch.allclose(masked_noisy[:, :2], masked[:, :2], atol=1e-6)
+    assert torch.allclose(masked_noisy[1], masked[1], atol=1e-6)
+    assert not torch.allclose(plain_noisy[0, :2], plain[0, :2], atol=1e-4)  # unmasked, the noise leaks in
+    assert torch.allclose(masked[1], plain[1], atol=1e-6)  # a clip without padding is unaffected by its neighbour's
+    with torch.no_grad():
+        video = hiera.extract_video_features(clips, padding=[4, 2])
+    assert tuple(video.shape) == (2 + 3, SMALL_HIERA.feature_dim)
+    assert torch.equal(video[:2], masked[0, :2])
+    with pytest.raises(ModelInputError, match="padding must be in"):
+        hiera(clips, padding=[8, 0])
+    with pytest.raises(ModelInputError, match="one integer per clip"):
+        hiera(clips, padding=[1])
+
+
 def test_signhiera_rejects_bad_clips(hiera):
     with pytest.raises(ModelInputError, match=r"\[B, 3, 8, 64, 64\].*\(1, 3, 8, 32, 32\)"):
         hiera(torch.zeros(1, 3, 8, 32, 32))

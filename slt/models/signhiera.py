@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -190,7 +190,9 @@ class MaskUnitAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim_out)
         self.proj = nn.Linear(dim_out, dim_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, N, dim] (unrolled) -> [B, N // q_stride, dim_out]; ``key_mask`` [B, N] bool (True = real token)
+        hides padded tokens from global attention (a mask unit is never part real, part padding)."""
         batch, tokens, _ = x.shape
         # In the unrolled order the mask unit of a token is its index modulo the number of units.
         windows = tokens // (self.q_stride * self.window_size) if self.windowed else 1
@@ -198,7 +200,8 @@ class MaskUnitAttention(nn.Module):
         q, k, v = qkv.permute(3, 0, 4, 2, 1, 5).unbind(0)  # each [B, heads, windows, tokens/window, head_dim]
         if self.q_stride > 1:
             q = q.reshape(batch, self.heads, windows, self.q_stride, -1, self.head_dim).amax(dim=3)
-        out = F.scaled_dot_product_attention(q, k, v)
+        mask = None if key_mask is None or self.windowed else key_mask[:, None, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 3).reshape(batch, -1, self.dim_out)
         return self.proj(out)
 
@@ -226,11 +229,11 @@ class HieraBlock(nn.Module):
         self.mlp = Mlp(dim_out, int(dim_out * mlp_ratio))
         self.proj = nn.Linear(dim, dim_out) if dim != dim_out else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         x_norm = self.norm1(x)
         if self.proj is not None:
             x = _max_pool_unrolled(self.proj(x_norm), self.attn.q_stride)
-        x = x + self.attn(x_norm)
+        x = x + self.attn(x_norm, key_mask)
         return x + self.mlp(self.norm2(x))
 
 
@@ -293,18 +296,70 @@ class SignHiera(nn.Module):
         if not clips.is_floating_point():
             raise ModelInputError(f"SignHiera expects normalised float clips, got dtype {clips.dtype}")
 
-    def extract_features(self, clips: torch.Tensor) -> torch.Tensor:
-        """Clips [B, 3, T, H, W] (normalised) -> features [B, T // 2, feature_dim] (last stage mean over H, W)."""
+    def _padding_steps(self, padding: torch.Tensor | Sequence[int], batch: int) -> torch.Tensor:
+        """Padded frames per clip -> padded temporal mask units per clip (validated)."""
+        padding = torch.as_tensor(padding, device=self.pos_embed_spatial.device).reshape(-1)
+        if padding.shape[0] != batch or padding.is_floating_point() or padding.is_complex():
+            raise ModelInputError(f"padding must hold one integer per clip ({batch}), got {padding.dtype} "
+                                  f"{tuple(padding.shape)}")
+        frames_per_unit = self.config.mask_unit_size[0] * self.config.patch_stride[0]
+        units = self.config.token_shape[0] // self.config.mask_unit_size[0]
+        steps = padding.long() // frames_per_unit
+        if bool(((padding < 0) | (steps >= units)).any()):
+            raise ModelInputError(f"padding must be in [0, {units * frames_per_unit - frames_per_unit}] frames "
+                                  f"so that a clip keeps a real step, got {padding.tolist()}")
+        return steps
+
+    def extract_features(self, clips: torch.Tensor,
+                         padding: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        """Clips [B, 3, T, H, W] (normalised) -> features [B, T // 2, feature_dim] (last stage mean over H, W).
+
+        ``padding`` (frames per clip that repeat the last real frame) masks them as the released model was
+        trained: padded mask units are zeroed before the patch embedding and hidden from global attention. The
+        last ``padding // 2`` steps of such a clip are padding; :meth:`extract_video_features` drops them.
+        """
         self._check_clips(clips)
         param = self.pos_embed_spatial
-        x = self.patch_embed(clips.to(device=param.device, dtype=param.dtype))
+        clips = clips.to(device=param.device, dtype=param.dtype)
+        key_mask = None
+        if padding is not None:
+            steps = self._padding_steps(padding, clips.shape[0])
+            t_units = self.config.token_shape[0] // self.config.mask_unit_size[0]
+            real_units = torch.arange(t_units, device=param.device)[None] < (t_units - steps)[:, None]  # [B, Tmu]
+            # Frames map to temporal mask units by nearest-neighbour upsampling, as in the patch-embed mask.
+            frames = self.config.num_frames
+            frame_unit = torch.arange(frames, device=param.device) * t_units // frames
+            clips = clips * real_units[:, frame_unit][:, None, :, None, None].to(clips.dtype)
+            key_mask = self._token_mask(real_units)
+        x = self.patch_embed(clips)
         x = _unroll(x + self._pos_embed(), self.config.token_shape, self.config.q_stride, self.config.q_pool)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, key_mask)
+            if key_mask is not None and block.attn.q_stride > 1:
+                key_mask = _max_pool_unrolled(key_mask[..., None].to(x.dtype), block.attn.q_stride)[..., 0] > 0
         # All unroll levels are pooled away, so the tokens are the last-stage grid in raster order.
         t, h, w = self.config.stage_token_shapes[-1]
         return x.reshape(x.shape[0], t, h * w, x.shape[-1]).mean(dim=2)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+    def _token_mask(self, real_units: torch.Tensor) -> torch.Tensor:
+        """Temporal mask-unit validity [B, Tmu] -> unrolled token validity [B, N] (True = real)."""
+        t, h, w = self.config.token_shape
+        per_token = real_units.repeat_interleave(self.config.mask_unit_size[0], dim=1)  # [B, T']
+        raster = per_token[:, :, None].expand(-1, t, h * w).reshape(real_units.shape[0], -1, 1)
+        unrolled = _unroll(raster.to(self.pos_embed_spatial.dtype), self.config.token_shape, self.config.q_stride,
+                           self.config.q_pool)
+        return unrolled[..., 0] > 0
+
+    def extract_video_features(self, clips: torch.Tensor,
+                               padding: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        """Clips of one video [B, 3, T, H, W] -> [N, feature_dim]: each clip's steps minus its ``padding // 2``
+        trailing padded steps, concatenated in clip order."""
+        features = self.extract_features(clips, padding)
+        if padding is None:
+            return features.reshape(-1, features.shape[-1])
+        keep = features.shape[1] - self._padding_steps(padding, clips.shape[0]) * self.config.mask_unit_size[0]
+        return torch.cat([clip[:n] for clip, n in zip(features, keep.tolist())])
+
+    def forward(self, clips: torch.Tensor, padding: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
         """Same as :meth:`extract_features` (so DDP and hooks see the real computation)."""
-        return self.extract_features(clips)
+        return self.extract_features(clips, padding)
