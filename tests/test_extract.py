@@ -158,6 +158,10 @@ def test_resume_skips_finished_and_refuses_another_config(corpus: Path, referenc
 
     with pytest.raises(FeatureExtractionError, match=r"preprocess\.detect_every: was 16, now 8"):
         extract_features(corpus / "manifest.tsv", out, options(corpus, detect_every=8))
+    (out / "extract_config.json").unlink()  # features whose origin cannot be checked are not reused blindly
+    with pytest.raises(FeatureExtractionError, match="holds features but .*extract_config.json is missing"):
+        extract_features(corpus / "manifest.tsv", out, options(corpus))
+    subprocess.run(["cp", str(reference / "extract_config.json"), str(out)], check=True)
     other = tiny_checkpoint(tmp_path / "other.pt", seed=1)
     with pytest.raises(FeatureExtractionError, match=r"signhiera\.sha256: was '[0-9a-f]{64}'"):
         extract_features(corpus / "manifest.tsv", out, options(corpus, signhiera=other))

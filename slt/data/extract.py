@@ -119,6 +119,16 @@ def _manifest_failures(manifest: Manifest) -> list[Failure]:
     return [Failure(-1, item.id, "ManifestError", str(item)) for item in manifest.report.skipped]
 
 
+def _check_unique_files(manifest: Manifest) -> None:
+    # safe_id appends a hash to mapped ids, so this only fires if an id literally equals another's mapped name.
+    owner: dict[str, str] = {}
+    for row in manifest.rows:
+        name = safe_id(row.id)
+        if owner.setdefault(name, row.id) != row.id:
+            raise FeatureExtractionError(f"ids {owner[name]!r} and {row.id!r} map to the same file name {name!r}; "
+                                         "rename one of them in the manifest")
+
+
 def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLike,
                      options: ExtractOptions) -> ExtractSummary:
     """Extract features for this process's share of the manifest; on rank 0 merge all shares at the end."""
@@ -139,6 +149,10 @@ def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLik
     preprocess = preprocess_config_for(model, options)
     config = extraction_config(checkpoint, preprocess, feature_dim)
     has_config = check_config(out_dir, config)  # every rank refuses a mismatched folder before writing anything
+    if not has_config and any(feats_dir.glob("*.pt")):
+        raise FeatureExtractionError(f"{feats_dir} holds features but {out_dir / 'extract_config.json'} is missing, "
+                                     "so they cannot be checked against this model; use another --out folder")
+    _check_unique_files(manifest)
     if info.rank == 0:
         feats_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(feats_dir)
