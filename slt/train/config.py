@@ -70,6 +70,7 @@ class TrainConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     bridge_queries: int = 8
     t5_model: str = "t5-small"
+    t5_init: str = "pretrained"  # t5-bridge: "pretrained" (local folder / HF cache) or "random"
     freeze_encoder: bool = False
     unfreeze_after: int | None = None
     unfreeze_signhiera_layers: int = 0
@@ -77,6 +78,7 @@ class TrainConfig:
     scratch_d_model: int = 256
     scratch_heads: int = 4
     scratch_ff: int = 1024
+    target_vocab_size: int = 8000  # own SentencePiece vocabulary (scratch, t5-bridge with a random T5): a ceiling
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 10  # steps between step-level metrics lines

@@ -78,7 +78,7 @@ class ScratchRecipe(Recipe):
         if not cfg.train_features:
             raise TrainingError("the scratch recipe needs train_features (a features manifest)")
         dataset = FeaturesDataset(cfg.train_features, max_samples=cfg.max_samples)
-        vocab_size = getattr(cfg, "scratch_vocab_size", 8000)
+        vocab_size = cfg.target_vocab_size
         tokenizer = ensure_target_spm(dataset.texts, Path(cfg.run_dir) / SPM_FILE, vocab_size)
         model = ScratchTranslator(dataset.feature_dim(), scratch_t5_config(tokenizer.vocab_size, cfg), tokenizer)
         return model.to(device)
