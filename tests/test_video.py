@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -222,6 +223,24 @@ def test_normalisation_and_black_padding(videos, astro_result):
     blue = np.zeros((50, 50, 3), np.uint8)
     blue[..., 0] = 255
     assert crop_square(blue, (0, 0, 50, 50), 224)[..., 2].min() == 255
+
+
+def test_full_resolution_frames_are_never_accumulated(tmp_path):
+    """A 1280x720 video of 48 frames is 133 MB decoded; preprocessing it must stay at a few frames' worth."""
+    video, face = astronaut_video(tmp_path / "hd.mp4", n_frames=48, size=(1280, 720), patch_size=420, at=(400, 60))
+    frame_bytes = 1280 * 720 * 3
+    tracemalloc.start()  # numpy (and OpenCV's numpy-backed frames) report their buffers to tracemalloc
+    try:
+        r = preprocess_video(video, HOG)
+        _, peak = tracemalloc.get_traced_memory()
+        print(f"\npeak traced memory preprocessing 1280x720x48: {peak / 1e6:.1f} MB (full video {48 * frame_bytes / 1e6:.0f} MB)")
+    finally:
+        tracemalloc.stop()
+    assert r.faces_found == 3 and contains(r.box, face)
+    assert len(set(r.clip_indices[0])) == 25  # 0, 2, ..., 46 and the last frame 47
+    # Peak: a couple of full frames in flight plus 25 crops of 224x224 (3.8 MB); the torch clip tensor is not
+    # counted by tracemalloc (its size is fixed by the contract, not by the source resolution).
+    assert peak < 6 * frame_bytes, f"peak {peak / 1e6:.0f} MB"
 
 
 def test_two_faces_pick_the_moving_one(videos):

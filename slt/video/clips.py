@@ -69,9 +69,9 @@ def build_clips(
     size = next(iter(crops.values())).shape[0]
     out = torch.empty((len(clip_indices), 3, len(clip_indices[0]), size, size), dtype=torch.float32)
     for c, indices in enumerate(clip_indices):
-        # Fill clip by clip so the only large float buffer is the output itself.
-        frames = torch.from_numpy(np.stack([crops[int(i)] for i in indices]))  # [T, H, W, 3] uint8
-        out[c].copy_(frames.permute(3, 0, 1, 2))
+        for t, index in enumerate(indices):
+            # Frame by frame into the output: no second clip-sized buffer (a stacked clip would be 19 MB).
+            out[c, :, t].copy_(torch.from_numpy(crops[int(index)]).permute(2, 0, 1))
     out.div_(255.0).sub_(mean).div_(std)
     return out
 
