@@ -316,6 +316,21 @@ def test_loaders_convert_dtype(tmp_path, hiera):
     assert model(_clips(1).double()).dtype == torch.float64
 
 
+def test_half_precision_runs_on_cpu(tmp_path, hiera, sonar):
+    """float32 inputs into float16 models on CPU (a crash in the reference code) just work and stay close."""
+    save_model_checkpoint(hiera, tmp_path / "h.pt")
+    save_model_checkpoint(sonar, tmp_path / "e.pt")
+    h16 = load_signhiera(tmp_path / "h.pt", dtype=torch.float16)
+    e16 = load_sonar_sign_encoder(tmp_path / "e.pt", dtype=torch.float16)
+    clips, features = _clips(1), _features(1, 5)
+    with torch.no_grad():
+        out = h16(clips, padding=[2])
+        emb = e16(features)
+        assert out.dtype == emb.dtype == torch.float16
+        assert torch.allclose(out.float(), hiera(clips, padding=[2]), atol=5e-2)
+        assert torch.allclose(emb.float(), sonar(features), atol=5e-2)
+
+
 def test_released_signhiera_layout_loads_with_leftovers(tmp_path, hiera):
     state = hiera.state_dict()
     del state["norm.weight"], state["norm.bias"]  # optional: an MAE checkpoint has no final norm
