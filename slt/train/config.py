@@ -46,6 +46,7 @@ class TrainConfig:
     base_encoder: str | None = None
     decoder: str = "text_sonar_basic_decoder"
     tokenizer: str = "text_sonar_basic_encoder"
+    asset_cards: str | None = None  # fairseq2 asset-card YAML to register first (local decoders/tokenizers)
     target_lang: str = "eng_Latn"
     epochs: int = 10
     batch_size: int = 8  # per process; the global batch is batch_size * world_size * grad_accum

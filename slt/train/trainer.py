@@ -205,7 +205,7 @@ class Trainer:
 
     def _summary(self) -> dict[str, Any]:
         p = self.progress
-        return {"epoch": p.epoch, "step": p.step, "best_bleu": p.best_bleu, "best_epoch": p.best_epoch,
+        return {"epochs_done": p.epoch - 1, "step": p.step, "best_bleu": p.best_bleu, "best_epoch": p.best_epoch,
                 "history": p.history}
 
     def _status(self, state: str, message: str) -> None:

@@ -53,6 +53,10 @@ class SonarFinetuneRecipe(Recipe):
         path = Path(cfg.base_encoder) if cfg.base_encoder else _official_encoder_path()
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)
+        if cfg.asset_cards:
+            from slt.text import register_asset_file
+
+            register_asset_file(cfg.asset_cards)
         self.text_decoder = SonarTextDecoder(decoder=cfg.decoder, tokenizer=cfg.tokenizer, device=device)
         out_dim = _output_dim(encoder)
         if out_dim is not None and out_dim != self.text_decoder.model_dim:
