@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def features_manifest_from_videos(manifest: Path, features_dir: Path, out: Path) -> Path:
     """Pair a video manifest's ids and translations with `<features_dir>/<id>.pt` as a features manifest."""
-    import torch
+
 
     if not manifest.is_file():
         raise ManifestError(f"manifest not found: {manifest}")
@@ -81,7 +81,7 @@ def collapse_figures(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    import torch
+
 
     from slt.data.features import FeaturesDataset
     from slt.train.recipes import get_recipe
@@ -122,5 +122,4 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / f"{args.split_name}_results.json" if args.split_name != "test" else out / "test_results.json",
                       results)
     print(json.dumps({k: v for k, v in results.items() if k != "collapse"}, indent=2))
-    del torch
     return 0
