@@ -107,9 +107,14 @@ def test_features_manifest_tensors_and_failures(corpus: Path, reference: Path) -
 def test_features_equal_a_direct_model_call(corpus: Path, reference: Path) -> None:
     model = load_signhiera(corpus / "signhiera.pt", "cpu")
     video = preprocess_video(corpus / "video3.mp4", preprocess_config_for(model, options(corpus)))
+    assert len(video.paddings) >= 3 and video.paddings[-1] > 0  # several clips, the last one padded
     with torch.inference_mode():
-        expected = join_clip_features(model.extract_features(video.clips), video.paddings)
-    assert torch.equal(torch.load(reference / "feats" / "long.pt", weights_only=True), expected)
+        expected = model.extract_video_features(video.clips, video.paddings)  # all clips in one batch
+        unmasked = join_clip_features(model.extract_features(video.clips), video.paddings)
+    saved = torch.load(reference / "feats" / "long.pt", weights_only=True)
+    assert saved.shape == expected.shape
+    torch.testing.assert_close(saved, expected, rtol=1e-5, atol=1e-6)  # extraction ran in batches of 2
+    assert not torch.allclose(saved, unmasked, atol=1e-4)  # padding was really masked
 
 
 def test_two_processes_give_byte_identical_features(corpus: Path, reference: Path, tmp_path: Path) -> None:

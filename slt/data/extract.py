@@ -109,8 +109,10 @@ def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> Preproce
 def _features(model: SignHiera, prepared: Prepared, batch_size: int, device: torch.device) -> torch.Tensor:
     parts = []
     with torch.inference_mode():
-        for chunk in prepared.clips.split(batch_size):
-            parts.append(model.extract_features(chunk.to(device)).float().cpu())
+        for start in range(0, prepared.clips.shape[0], batch_size):
+            chunk = prepared.clips[start:start + batch_size].to(device)
+            # Padded frames are masked inside the model, as the released SignHiera was trained.
+            parts.append(model.extract_features(chunk, prepared.paddings[start:start + batch_size]).float().cpu())
     return join_clip_features(torch.cat(parts), prepared.paddings)
 
 
