@@ -88,7 +88,7 @@ def pretrain_text_decoder(
     layers: int = 2,
     vocab_size: int = 256,
     batch_size: int = 64,
-    lr: float = 3e-3,
+    lr: float = 5e-3,
     name_prefix: str | None = None,
 ) -> tuple[str, str, dict[str, Path]]:
     """Train the tiny autoencoder, save it under `out_dir`, register its asset cards; deterministic per seed.
@@ -116,10 +116,28 @@ def pretrain_text_decoder(
     targets_by_lang = {lang: tokenizer.create_encoder(task="translation", lang=lang, mode="target") for lang in langs}
     token_seqs = [targets_by_lang[langs[i % len(langs)]](s) for i, s in enumerate(sentences)]
 
+    threads = torch.get_num_threads()
+    # One thread: these tiny matrices run faster without thread hand-offs, and the result is reproducible.
+    torch.set_num_threads(1)
+    try:
+        decoder, encoder = _train_autoencoder(sentences, token_seqs, paths["tokenizer"], langs, tokenizer.vocab_info.pad_idx or 0,
+                                              model_dim, layers, steps, seed, batch_size, lr)
+    finally:
+        torch.set_num_threads(threads)
+    save_text_decoder(decoder, config, paths["decoder"])
+    encoder.save(paths["sentence_encoder"])
+    prefix = name_prefix or _default_prefix(out_dir)
+    write_asset_cards(text_asset_cards(prefix, paths["decoder"], paths["tokenizer"], langs, config), paths["cards"])
+    decoder_name, tokenizer_name = register_asset_file(paths["cards"])
+    return decoder_name, tokenizer_name, paths
+
+
+def _train_autoencoder(sentences, token_seqs, tokenizer_model, langs, pad_idx, model_dim, layers, steps, seed, batch_size, lr):
+    """Teacher-forced reconstruction training of (sentence encoder, decoder); returns both in eval mode."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        decoder = build_tiny_text_decoder(paths["tokenizer"], langs, model_dim=model_dim, layers=layers, seed=seed)
-        encoder = TinySentenceEncoder(paths["tokenizer"], model_dim)
+        decoder = build_tiny_text_decoder(tokenizer_model, langs, model_dim=model_dim, layers=layers, seed=seed)
+        encoder = TinySentenceEncoder(tokenizer_model, model_dim)
         params = list(decoder.parameters()) + list(encoder.parameters())
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         # Short warm-up then cosine decay: stable from a random start, converged at the end.
@@ -133,7 +151,7 @@ def pretrain_text_decoder(
         for step in range(steps):
             batch = order.sample(range(len(sentences)), min(batch_size, len(sentences)))
             embeddings = encoder([sentences[i] for i in batch])
-            inputs, targets, lengths = forcing_batch([token_seqs[i] for i in batch], tokenizer.vocab_info.pad_idx or 0, torch.device("cpu"))
+            inputs, targets, lengths = forcing_batch([token_seqs[i] for i in batch], pad_idx, torch.device("cpu"))
             logits = decoder_logits(decoder, embeddings, inputs, lengths)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
             if not torch.isfinite(loss):
@@ -143,10 +161,4 @@ def pretrain_text_decoder(
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             schedule.step()
-    decoder.eval()
-    save_text_decoder(decoder, config, paths["decoder"])
-    encoder.save(paths["sentence_encoder"])
-    prefix = name_prefix or _default_prefix(out_dir)
-    write_asset_cards(text_asset_cards(prefix, paths["decoder"], paths["tokenizer"], langs, config), paths["cards"])
-    decoder_name, tokenizer_name = register_asset_file(paths["cards"])
-    return decoder_name, tokenizer_name, paths
+    return decoder.eval(), encoder.eval()

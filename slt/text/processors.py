@@ -61,6 +61,6 @@ class TopKTopPSampler(Sampler):
             sorted_probs[:, self._top_k :] = 0.0
         if self._top_p < 1.0:
             before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
-            sorted_probs[before > self._top_p * sorted_probs.sum(dim=-1, keepdim=True)] = 0.0
+            sorted_probs[before >= self._top_p * sorted_probs.sum(dim=-1, keepdim=True)] = 0.0
         picks = torch.multinomial(sorted_probs, num_samples=1, generator=self._rng(probs.device))
         return sorted_idx.gather(-1, picks).squeeze(-1)
