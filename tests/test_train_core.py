@@ -35,7 +35,9 @@ def test_manifest_errors_name_file_and_line(tmp_path):
     ds = FeaturesDataset(manifest)
     batch = collate_features([ds[0], ds[1]])
     assert batch.features.shape[0] == 2 and batch.padding_mask.dtype == torch.bool
-    assert batch.padding_mask[0].sum() == 0 and batch.padding_mask[1].sum() == 0  # both have 6 words x 2 steps
+    # 6 words x 2 steps and 5 words x 2 steps: the shorter one has 2 padded steps, zero-filled
+    assert batch.padding_mask[0].sum() == 0 and batch.padding_mask[1].sum() == 2
+    assert batch.features[1, -2:].abs().sum() == 0
     lines = manifest.read_text().splitlines()
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join([lines[0], lines[1], lines[2].replace(".pt", "_missing.pt")]) + "\n")
