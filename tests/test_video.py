@@ -25,7 +25,7 @@ from slt.video.clips import clip_frame_indices, clip_padding, crop_square
 from slt.video.decode import iter_frames
 from slt.video.detect import _load_detector, cnn_model_path, detect_faces, downscale, get_detector
 from slt.video.scan import scan_video
-from slt.video.signer_box import Detection, choose_face_box, expand_face_box, link_tubes, make_square
+from slt.video.signer_box import Detection, choose_face_box, expand_face_box, iou, link_tubes, make_square
 
 from _video_fixtures import (
     ASTRONAUT_FACE,
@@ -146,7 +146,7 @@ def test_both_detectors_find_the_astronaut_and_downscaled_boxes_map_back():
         assert small.shape[:2] == (256, 256) and fx == fy == 0.5
         mapped = detect_faces(small, fx, fy, detector, 1)
         face_full = max(full, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        assert contains((150, 55, 285, 190), face_full), (detector, face_full)  # the known face region
+        assert iou(face_full, ASTRONAUT_FACE) > 0.8, (detector, face_full)  # the known face region
         closest = min(mapped, key=lambda b: max(abs(np.subtract(b, face_full))))
         # Within ~8 % of the face width (90 px): a 2x coarser search grid, mapped back.
         assert max(abs(np.subtract(closest, face_full))) <= 8, (detector, full, mapped)
@@ -314,10 +314,12 @@ def test_print_detector_timings_on_carphone():
         small, fx, fy = downscale(rgb, side)
         for detector in ("hog", "cnn") if side != 384 else ("hog",):  # CNN at 2 sizes keeps the test short
             get_detector(detector)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             found = detect_faces(small, fx, fy, detector, 1)
+            # CPU time too: wall time swings with whatever else the shared cores are running.
             rows.append(f"{detector} max_side={side} ({small.shape[1]}x{small.shape[0]}, upsample 1): "
-                        f"{time.perf_counter() - start:.3f} s, {len(found)} face(s)")
+                        f"wall {time.perf_counter() - start:.3f} s, cpu {time.process_time() - cpu:.3f} s, "
+                        f"{len(found)} face(s)")
     start = time.perf_counter()
     hog = preprocess_video(carphone_path(), HOG)
     hog_s = time.perf_counter() - start

@@ -38,6 +38,9 @@ def cnn_model_path() -> Path:
 
 
 _load_lock = threading.Lock()
+# A dlib CNN keeps its activations inside the network object, so one cached detector must not run in two
+# threads at once (the app serves several requests); one lock per detector.
+_run_locks = {name: threading.Lock() for name in DETECTORS}
 
 
 @functools.cache
@@ -57,7 +60,8 @@ def get_detector(name: str) -> Callable[[np.ndarray, int], list[Box]]:
         detector = _load_detector(name)
 
     def detect(image: np.ndarray, upsample: int) -> list[Box]:
-        found = detector(image, upsample)
+        with _run_locks[name]:
+            found = detector(image, upsample)
         rects = [d.rect for d in found] if name == "cnn" else list(found)
         return [(float(r.left()), float(r.top()), float(r.right()), float(r.bottom())) for r in rects]
 

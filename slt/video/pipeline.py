@@ -18,7 +18,7 @@ from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_
 from slt.video.config import PreprocessConfig
 from slt.video.decode import VideoInfo, has_frame, iter_frames, probe_video
 from slt.video.preview import frame_with_box, make_preview, pick_preview_indices
-from slt.video.scan import scan_video
+from slt.video.scan import ScanResult, scan_video
 from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_face_box, make_square
 
 
@@ -73,7 +73,7 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
     info = replace(info, n_frames=scan.n_frames, duration_s=scan.n_frames / info.fps)
     timings = {"decode": scan.decode_s, "detect": scan.detect_s, "motion": scan.motion_s}
 
-    box, method = _signer_box(scan, config, path)
+    box, method = _signer_box(scan, config)
     clip_indices = clip_frame_indices(scan.n_frames, info.fps, config.clip_frames, config.sampling_rate,
                                       config.target_fps, config.stride)
     t0 = time.perf_counter()
@@ -113,7 +113,7 @@ def _check_size(path: Path, max_bytes: int | None) -> None:
         )
 
 
-def _signer_box(scan, config: PreprocessConfig, path: Path) -> tuple[IntBox, str]:
+def _signer_box(scan: ScanResult, config: PreprocessConfig) -> tuple[IntBox, str]:
     frames_sampled = len(scan.sampled)
     if scan.frames_with_face < config.min_face_fraction * frames_sampled:
         if not config.center_crop_fallback:
