@@ -307,6 +307,8 @@ def test_round_trip_keeps_outputs_config_and_extras(tmp_path, hiera, sonar):
     assert e2.encoder.embed_tokens.weight is e2.shared.weight is e2.decoder.embed_tokens.weight
     with pytest.raises(ValueError, match="reserved"):
         save_model_checkpoint(hiera, tmp_path / "x.pt", config={})
+    save_model_checkpoint(torch.nn.DataParallel(hiera), tmp_path / "wrapped.pt")  # saved without "module."
+    assert load_signhiera(tmp_path / "wrapped.pt").config == SMALL_HIERA
 
 
 def test_loaders_convert_dtype(tmp_path, hiera):
@@ -381,6 +383,7 @@ def test_strict_loading_names_the_problem_keys(tmp_path, hiera, sonar):
     wrong = {**state, "pos_embed_temporal": torch.zeros(1, 8, 16)}
     assert "pos_embed_temporal file [1, 8, 16] vs model [1, 4, 16]" in fails({"model": wrong})
     assert "top-level keys are ['state_dict']" in fails({"state_dict": state})
+    assert "bare state dict; save it as {'model': state_dict}" in fails(state)
     assert "not a state dict of tensors" in fails({"model": {"a": 1}})
     assert "holds a 'sonar_sign_encoder' checkpoint" in fails({"model": state, "kind": "sonar_sign_encoder"})
     sonar_missing = {k: v for k, v in sonar.state_dict().items() if not k.startswith("projection_out")}

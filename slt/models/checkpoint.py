@@ -63,7 +63,9 @@ def select_state_dict(obj: Any, path: str | os.PathLike, top_level_keys: Iterabl
             break
     else:
         found = sorted(map(str, obj))[:10]
-        raise CheckpointError(f"{path}: no state dict under any of {top_level_keys}; top-level keys are {found}")
+        bare = bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+        hint = f" (it looks like a bare state dict; save it as {{'{top_level_keys[0]}': state_dict}})" if bare else ""
+        raise CheckpointError(f"{path}: no state dict under any of {top_level_keys}; top-level keys are {found}{hint}")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: '{key}' is not a state dict of tensors ({type(state).__name__})")
     return dict(state)
@@ -120,6 +122,8 @@ def save_model_checkpoint(model: nn.Module, path: str | os.PathLike, **extra: An
 
     ``extra`` values should be tensors or plain Python data so the file stays loadable with weights_only.
     """
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module  # save the bare model so its keys have no "module." prefix
     clash = sorted(set(extra) & set(_RESERVED))
     if clash:
         raise ValueError(f"save_model_checkpoint: extra keys {clash} are reserved")
