@@ -133,28 +133,61 @@ def _check_unique_files(manifest: Manifest) -> None:
 
 def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLike,
                      options: ExtractOptions) -> ExtractSummary:
-    """Extract features for this process's share of the manifest; on rank 0 merge all shares at the end."""
+    """Extract features for this process's share of the manifest; on rank 0 merge all shares at the end.
+
+    Under torchrun (RANK/WORLD_SIZE set) rank r takes rows i % world == r; otherwise one process does all.
+    """
     started = time.perf_counter()
     device = _pick_device(options.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.set_num_threads(options.threads)
     info = _setup_dist(device)
-    out_dir = Path(out_dir)
-    feats_dir = out_dir / "feats"
+    try:
+        return _extract(Path(manifest_path), Path(out_dir), options, device, info, started)
+    finally:
+        if info.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _extract(manifest_path: Path, out_dir: Path, options: ExtractOptions, device: torch.device, info: _Dist,
+             started: float) -> ExtractSummary:
     manifest = read_manifest(manifest_path, video_root=options.video_root)
     if not manifest.rows:
         raise FeatureExtractionError(f"no usable rows in {manifest_path}:\n{manifest.report.summary()}")
-    checkpoint = Path(options.signhiera)
-    model = load_signhiera(checkpoint, device)
-    feature_dim = model.config.feature_dim
+    _check_unique_files(manifest)
+    model = load_signhiera(options.signhiera, device)
     preprocess = preprocess_config_for(model, options)
-    config = extraction_config(checkpoint, preprocess, feature_dim)
-    has_config = check_config(out_dir, config)  # every rank refuses a mismatched folder before writing anything
+    feats_dir = out_dir / "feats"
+    _prepare_out_dir(out_dir, extraction_config(Path(options.signhiera), preprocess, model.config.feature_dim), info)
+
+    mine = [(i, row) for i, row in enumerate(manifest.rows) if i % info.world == info.rank]
+    done, todo = _split_finished(mine, feats_dir, model.config.feature_dim, options.npy)
+    reused = len(done)
+    progress = tqdm(total=len(mine), initial=reused, desc=f"extract rank {info.rank}/{info.world}", unit="clip",
+                    position=info.rank, file=sys.stderr, dynamic_ncols=True)
+    written, failed = _extract_pending(todo, model, preprocess, feats_dir, options, device, done, progress)
+    progress.close()
+
+    write_shard(out_dir, info.rank, info.world, done, failed)
+    _barrier(info)
+    features_path = None
+    if info.rank == 0:
+        features_path, n_done, n_failed = merge_shards(out_dir, info.world, _manifest_failures(manifest))
+        print(f"{features_path}: {n_done} clips with features, {n_failed} failed or skipped "
+              f"(see {out_dir / 'failures.jsonl'})", file=sys.stderr)
+    _barrier(info)  # no rank exits (and tears down the group) before the merge is written
+    return ExtractSummary(info.rank, info.world, written, reused, len(failed), time.perf_counter() - started,
+                          features_path)
+
+
+def _prepare_out_dir(out_dir: Path, config: dict, info: _Dist) -> None:
+    """Refuse a folder made with another config (every rank, before anything is written); rank 0 sets it up."""
+    feats_dir = out_dir / "feats"
+    has_config = check_config(out_dir, config)
     if not has_config and any(feats_dir.glob("*.pt")):
         raise FeatureExtractionError(f"{feats_dir} holds features but {out_dir / 'extract_config.json'} is missing, "
                                      "so they cannot be checked against this model; use another --out folder")
-    _check_unique_files(manifest)
     if info.rank == 0:
         feats_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(feats_dir)
@@ -162,25 +195,31 @@ def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLik
             write_config(out_dir, config)
     _barrier(info)
 
-    mine = [(i, row) for i, row in enumerate(manifest.rows) if i % info.world == info.rank]
+
+def _split_finished(mine: list[tuple[int, ManifestRow]], feats_dir: Path, feature_dim: int,
+                    npy: bool) -> tuple[list[Done], list[tuple[int, ManifestRow]]]:
+    """Resume: clips whose .pt loads with the right shape are done; missing, partial or corrupt ones are to do."""
     done: list[Done] = []
-    failed: list[Failure] = []
     todo: list[tuple[int, ManifestRow]] = []
-    for index, row in mine:  # resume: verify what is on disk before preprocessing anything
+    for index, row in mine:
         pt_path = feats_dir / f"{safe_id(row.id)}.pt"
         n_steps = finished_steps(pt_path, feature_dim)
         if n_steps is None:
             todo.append((index, row))
             continue
-        if options.npy and not npy_matches(pt_path.with_suffix(".npy"), n_steps, feature_dim):
+        if npy and not npy_matches(pt_path.with_suffix(".npy"), n_steps, feature_dim):
             save_npy(torch.load(pt_path, map_location="cpu", weights_only=True), pt_path.with_suffix(".npy"))
         done.append(Done(index, row.id, f"feats/{pt_path.name}", n_steps, row.translation))
-    reused = len(done)
+    return done, todo
 
+
+def _extract_pending(todo: list[tuple[int, ManifestRow]], model: SignHiera, preprocess: PreprocessConfig,
+                     feats_dir: Path, options: ExtractOptions, device: torch.device, done: list[Done],
+                     progress: tqdm) -> tuple[int, list[Failure]]:
+    """Run the model over videos prepared by the workers; append to `done`, return (written, failures)."""
     rows = dict(todo)
     written = 0
-    progress = tqdm(total=len(mine), initial=reused, desc=f"extract rank {info.rank}/{info.world}", unit="clip",
-                    position=info.rank, file=sys.stderr, dynamic_ncols=True)
+    failed: list[Failure] = []
     for prepared in prepared_stream([(i, row.video_path) for i, row in todo], preprocess, options.workers):
         row = rows[prepared.index]
         if prepared.clips is not None:
@@ -199,20 +238,7 @@ def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLik
         progress.update(1)
         if options.stop_after is not None and written >= options.stop_after:
             os.kill(os.getpid(), signal.SIGKILL)  # simulate a crash mid-run (tests of resume)
-    progress.close()
-
-    write_shard(out_dir, info.rank, info.world, done, failed)
-    _barrier(info)
-    features_path = None
-    if info.rank == 0:
-        features_path, n_done, n_failed = merge_shards(out_dir, info.world, _manifest_failures(manifest))
-        print(f"{features_path}: {n_done} clips with features, {n_failed} failed or skipped "
-              f"(see {out_dir / 'failures.jsonl'})", file=sys.stderr)
-    _barrier(info)
-    if info.world > 1:
-        dist.destroy_process_group()
-    return ExtractSummary(info.rank, info.world, written, reused, len(failed), time.perf_counter() - started,
-                          features_path)
+    return written, failed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
