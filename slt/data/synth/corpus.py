@@ -132,7 +132,7 @@ def generate_corpus(out_dir: str | os.PathLike, domain: str | DomainSpec = "stud
 
     Layout: ``videos/<id>.mp4``; with fmt="tsv" ``<split>.tsv`` (header ``id video_path n_frames
     translation``, video paths relative to out_dir); with fmt="ssvp" ``manifests/<split>.tsv`` (no header:
-    ``video_name duration caption``, duration in frames, videos in ``videos/``). Always ``corpus.json``
+    ``video_name duration caption``: the clip id without extension, duration in frames; video root ``videos/``). Always ``corpus.json``
     (settings, vocabulary, gestures) and ``<split>.glosses.tsv`` (signed glosses and their frame spans).
     """
     spec = get_domain(domain, **spec_overrides) if isinstance(domain, str) else domain.replace(**spec_overrides)
@@ -168,7 +168,7 @@ def _write_manifests(out_dir: Path, plans: dict[str, list[ClipPlan]], results: d
             if fmt == "tsv":
                 rows.append(f"{p.id}\tvideos/{p.id}.mp4\t{n_frames}\t{p.sentence.text}")
             else:
-                rows.append(f"{p.id}.mp4\t{n_frames}\t{p.sentence.text}")
+                rows.append(f"{p.id}\t{n_frames}\t{p.sentence.text}")  # ssvp_slt names carry no extension
             gloss_rows.append(f"{p.id}\t{' '.join(p.sentence.glosses)}\t{' '.join(f'{s}-{e}' for s, e in spans)}")
         if fmt == "tsv":
             path = out_dir / f"{split}.tsv"
