@@ -44,6 +44,18 @@ def sonar() -> SonarSignEncoder:
     return model
 
 
+@pytest.fixture(scope="module")
+def full_hiera() -> SignHiera:
+    with torch.device("meta"):  # layout and shapes only; no memory, no compute
+        return SignHiera(SignHieraConfig())
+
+
+@pytest.fixture(scope="module")
+def full_sonar() -> SonarSignEncoder:
+    with torch.device("meta"):
+        return SonarSignEncoder(SonarSignEncoderConfig())
+
+
 def _clips(n: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, *SMALL_HIERA.input_size, generator=torch.Generator().manual_seed(seed))
 
@@ -54,10 +66,9 @@ def _features(b: int, n: int, seed: int = 0) -> torch.Tensor:
 
 # ---------------------------------------------------------------- full size, on the meta device
 
-def test_full_size_signhiera_matches_released_layout():
+def test_full_size_signhiera_matches_released_layout(full_hiera):
     ref = _manifest("signhiera_keys.json")
-    with torch.device("meta"):
-        model = SignHiera(SignHieraConfig())
+    model = full_hiera
     got = _shapes(model)
     assert {k: got[k] for k in ref["keys"]} == ref["keys"]  # every required key, exact shapes
     extra = set(got) - set(ref["keys"])
@@ -66,10 +77,9 @@ def test_full_size_signhiera_matches_released_layout():
     assert sum(torch.Size(s).numel() for s in ref["keys"].values()) == ref["num_params"]
 
 
-def test_full_size_sonar_encoder_matches_released_layout():
+def test_full_size_sonar_encoder_matches_released_layout(full_sonar):
     ref = _manifest("sonar_encoder_keys.json")
-    with torch.device("meta"):
-        model = SonarSignEncoder(SonarSignEncoderConfig())
+    model = full_sonar
     assert _shapes(model) == ref["keys"]
     assert sum(p.numel() for p in model.parameters()) == ref["num_params_unique"] == 752_088_064
     for alias in ref["tied_keys"]["shared.weight"]:
@@ -80,18 +90,18 @@ def test_full_size_sonar_encoder_matches_released_layout():
     assert (attn.relative_attention_num_buckets, attn.relative_attention_max_distance) == (32, 128)
 
 
-def test_full_size_signhiera_pools_56_28_14_7_on_meta():
-    with torch.device("meta"):
-        model = SignHiera(SignHieraConfig())
+def test_full_size_signhiera_pools_56_28_14_7_on_meta(full_hiera):
+    model = full_hiera
     tokens, windowed = [], []
 
     def record(mod, args, out) -> None:
         tokens.append(out.shape[1])
         windowed.append(mod.attn.windowed)
 
-    for block in model.blocks:
-        block.register_forward_hook(record)
+    handles = [block.register_forward_hook(record) for block in model.blocks]
     out = model.extract_features(torch.empty(1, 3, 128, 224, 224, device="meta"))
+    for handle in handles:
+        handle.remove()
     assert tuple(out.shape) == (1, 64, 768)
     per_stage = [64 * s * s for s in (56, 28, 14, 7)]
     assert tokens == [per_stage[0]] * 2 + [per_stage[1]] * 3 + [per_stage[2]] * 16 + [per_stage[3]] * 3
@@ -100,10 +110,8 @@ def test_full_size_signhiera_pools_56_28_14_7_on_meta():
     assert SignHieraConfig().stage_token_shapes == [(64, 56, 56), (64, 28, 28), (64, 14, 14), (64, 7, 7)]
 
 
-def test_full_size_sonar_encoder_runs_on_meta():
-    with torch.device("meta"):
-        model = SonarSignEncoder()
-    out = model.encode(torch.empty(2, 108, 768, device="meta"), torch.zeros(2, 108, dtype=torch.bool, device="meta"))
+def test_full_size_sonar_encoder_runs_on_meta(full_sonar):
+    out = full_sonar.encode(torch.empty(2, 108, 768, device="meta"), torch.zeros(2, 108, dtype=torch.bool, device="meta"))
     assert tuple(out.shape) == (2, 1024)
 
 
