@@ -390,6 +390,8 @@ def test_strict_loading_names_the_problem_keys(tmp_path, hiera, sonar):
                                                                                torch.zeros(3)}})
     wrong = {**state, "pos_embed_temporal": torch.zeros(1, 8, 16)}
     assert "pos_embed_temporal file [1, 8, 16] vs model [1, 4, 16]" in fails({"model": wrong})
+    ints = {**state, "norm.bias": torch.zeros(SMALL_HIERA.feature_dim, dtype=torch.long)}
+    assert "1 non-float tensors: norm.bias (torch.int64)" in fails({"model": ints})
     assert "top-level keys are ['state_dict']" in fails({"state_dict": state})
     assert "bare state dict; save it as {'model': state_dict}" in fails(state)
     assert "not a state dict of tensors" in fails({"model": {"a": 1}})

@@ -85,7 +85,9 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: 
     unexpected = set(state) - set(expected)
     wrong = {k: (tuple(state[k].shape), expected[k]) for k in set(state) & set(expected)
              if tuple(state[k].shape) != expected[k]}
-    if not (missing or unexpected or wrong):
+    # Weights must be floating point; an integer tensor cannot become a trainable parameter.
+    not_float = sorted(k for k in set(state) & set(expected) if not state[k].is_floating_point())
+    if not (missing or unexpected or wrong or not_float):
         return
     problems = []
     if missing:
@@ -97,6 +99,9 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], path: 
         more = f", ... ({len(wrong) - _SHOW} more)" if len(wrong) > _SHOW else ""
         problems.append(f"{len(wrong)} shape mismatches: "
                         + ", ".join(f"{k} file {list(wrong[k][0])} vs model {list(wrong[k][1])}" for k in shown) + more)
+    if not_float:
+        problems.append(f"{len(not_float)} non-float tensors: "
+                        + ", ".join(f"{k} ({state[k].dtype})" for k in not_float[:_SHOW]))
     raise CheckpointError(f"{path} does not match {type(model).__name__}: " + "; ".join(problems) + hint)
 
 
