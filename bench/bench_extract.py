@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,7 +45,8 @@ def time_run(manifest: Path, out: Path, options: ExtractOptions) -> float:
     return seconds
 
 
-def bench(n_videos: int, seconds: float, workers: int, frames: int, image_size: int, embed_dim: int) -> list[dict]:
+def bench(n_videos: int, seconds: float, workers: int, frames: int, image_size: int, embed_dim: int,
+          repeats: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         manifest = make_corpus(folder, n_videos, seconds)
@@ -54,14 +56,19 @@ def bench(n_videos: int, seconds: float, workers: int, frames: int, image_size: 
         base = dict(signhiera=checkpoint, detector="hog", batch_size=1)
         warm = write_manifest([ManifestRow("warm", folder / "clip0.mp4", None, "w")], folder / "warm.tsv")
         time_run(warm, folder / "warm", ExtractOptions(**base, workers=0))  # imports, dlib model, first allocations
-        serial_s = time_run(manifest, folder / "serial", ExtractOptions(**base, workers=0))
-        overlap_s = time_run(manifest, folder / "overlap", ExtractOptions(**base, workers=workers))
-        same = all((folder / "serial" / "feats" / p.name).read_bytes() == p.read_bytes()
-                   for p in (folder / "overlap" / "feats").glob("*.pt"))
+        serial, overlap = [], []
+        for attempt in range(repeats):  # alternate the two, keep each one's best time (others share the CPU)
+            serial.append(time_run(manifest, folder / f"serial{attempt}", ExtractOptions(**base, workers=0)))
+            overlap.append(time_run(manifest, folder / f"overlap{attempt}", ExtractOptions(**base, workers=workers)))
+        serial_s, overlap_s = min(serial), min(overlap)
+        same = all((folder / "serial0" / "feats" / p.name).read_bytes() == p.read_bytes()
+                   for p in (folder / "overlap0" / "feats").glob("*.pt"))
+    load = os.getloadavg()[0]
     return [{
         "row": f"extract-features {n_videos} videos x {seconds:g} s: {workers} workers vs none",
         "baseline_s": serial_s, "ours_s": overlap_s, "ratio": overlap_s / serial_s,
-        "note": f"{n_videos / serial_s:.2f} -> {n_videos / overlap_s:.2f} clips/s; features identical: {same}",
+        "note": (f"{n_videos / serial_s:.2f} -> {n_videos / overlap_s:.2f} clips/s (best of {repeats}); features "
+                 f"identical: {same}; load avg {load:.1f} on {os.cpu_count()} cores"),
     }]
 
 
@@ -73,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=64, help="clip length of the model (128 = released)")
     parser.add_argument("--image-size", type=int, default=128, help="clip size in pixels (224 = released)")
     parser.add_argument("--embed-dim", type=int, default=16, help="SignHiera width (96 = released)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each variant; the best time counts")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON line")
     args = parser.parse_args(argv)
-    rows = bench(args.videos, args.seconds, args.workers, args.frames, args.image_size, args.embed_dim)
+    rows = bench(args.videos, args.seconds, args.workers, args.frames, args.image_size, args.embed_dim,
+                 args.repeats)
     if args.json:
         print(json.dumps(rows))
     else:
