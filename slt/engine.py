@@ -213,7 +213,8 @@ class TranslationEngine:
         from slt.video import join_clip_features, preprocess_video
 
         video = Path(video)
-        config = preprocess or self.preprocess_config
+        signhiera = self.signhiera
+        config = fit_preprocess_to_model(preprocess or self.preprocess_config, signhiera.config)
         key = self._cache_key(video, config) if video.exists() else None
         with self._cache_lock:
             if key in self._feature_cache:
@@ -224,14 +225,15 @@ class TranslationEngine:
         pre = preprocess_video(video, config)
         timings = {"preprocess": time.perf_counter() - start}
         _check_cancel(cancel)
-        signhiera = self.signhiera  # loads outside the timing below
         start = time.perf_counter()
         with self._model_lock, torch.inference_mode():
             chunks = []
             for first in range(0, pre.clips.shape[0], self.clip_batch_size):
                 _check_cancel(cancel)
                 batch = pre.clips[first : first + self.clip_batch_size].to(self.device, self.dtype)
-                chunks.append(signhiera.extract_features(batch).float().cpu())
+                # Padded frames are masked inside SignHiera, as the released model was trained.
+                padding = pre.paddings[first : first + self.clip_batch_size]
+                chunks.append(signhiera.extract_features(batch, padding).float().cpu())
             clip_features = torch.cat(chunks)
         features = join_clip_features(clip_features, pre.paddings)
         timings["signhiera"] = time.perf_counter() - start
@@ -336,6 +338,12 @@ class TranslationEngine:
                 )
             )
         return results
+
+
+def fit_preprocess_to_model(config, model_config):
+    """The clip length and image size come from the SignHiera checkpoint (128x224 released, smaller when tiny)."""
+    frames, height, _ = model_config.input_size
+    return replace(config, clip_frames=frames, size=height, stride=max(1, frames // 2))
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:
