@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
@@ -15,6 +16,15 @@ class Segment(Protocol):
     start_s: float
     end_s: float
     out: Path
+
+
+@dataclass
+class _Plan:
+    segment: Segment
+    first: int  # source frames [first, stop)
+    stop: int
+    writer: cv2.VideoWriter | None = None
+    written: int = 0
 
 
 def frame_count(path: str | os.PathLike) -> int | None:
@@ -57,7 +67,7 @@ def cut_segments(source: Path, segments: Sequence[Segment]) -> Iterator[tuple[Se
             elif segment.out.is_file() and frame_count(segment.out) == stop - first:
                 yield segment, stop - first, None
             else:
-                plans.append([segment, first, stop, None, 0])  # segment, first, stop, writer, written
+                plans.append(_Plan(segment, first, stop))
         if not plans:
             return
         yield from _stream(capture, fps, source, plans)
@@ -69,37 +79,39 @@ def _temp_path(out: Path) -> Path:
     return out.with_name(f".{out.stem}.partial{out.suffix}")
 
 
-def _stream(capture: cv2.VideoCapture, fps: float, source: Path, plans: list) -> Iterator:
-    last_needed = max(plan[2] for plan in plans)
+def _stream(capture: cv2.VideoCapture, fps: float, source: Path, plans: list[_Plan]) -> Iterator:
+    last_needed = max(plan.stop for plan in plans)
     index = 0
     try:
         while index < last_needed:
             ok, frame = capture.read()
             if not ok:
                 break
-            for plan in plans:
-                segment, first, stop, writer, _ = plan
-                if first <= index < stop:
-                    if writer is None:
-                        segment.out.parent.mkdir(parents=True, exist_ok=True)
-                        height, width = frame.shape[:2]
-                        writer = cv2.VideoWriter(str(_temp_path(segment.out)), cv2.VideoWriter_fourcc(*"mp4v"),
-                                                 fps, (width, height))
-                        if not writer.isOpened():
-                            raise VideoReadError(f"cannot write clip {segment.out} (OpenCV mp4v writer failed)")
-                        plan[3] = writer
-                    writer.write(frame)
-                    plan[4] += 1
+            for plan in plans:  # segments may overlap: a frame can go to several clips
+                if plan.first <= index < plan.stop:
+                    if plan.writer is None:
+                        plan.writer = _open_writer(plan.segment.out, fps, frame.shape[1], frame.shape[0])
+                    plan.writer.write(frame)
+                    plan.written += 1
             index += 1
     finally:
         for plan in plans:
-            if plan[3] is not None:
-                plan[3].release()
-    for segment, first, stop, writer, written in plans:
-        if written == 0:
+            if plan.writer is not None:
+                plan.writer.release()
+    for plan in plans:
+        segment = plan.segment
+        if plan.written == 0:
             yield segment, 0, (f"segment {segment.start_s}..{segment.end_s} s starts after the end of "
                                f"{source} ({index} frames at {fps:g} fps)")
             continue
         os.replace(_temp_path(segment.out), segment.out)
         # A segment running past the end keeps the frames that exist; the manifest records the true count.
-        yield segment, written, None
+        yield segment, plan.written, None
+
+
+def _open_writer(out: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(_temp_path(out)), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise VideoReadError(f"cannot write clip {out} (OpenCV's mp4v writer failed to open)")
+    return writer

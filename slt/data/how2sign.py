@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from slt.data.clip_cut import cut_segments, frame_count
 from slt.data.manifest import ManifestRow, ManifestReport, SkippedRow, VIDEO_SUFFIXES, write_manifest
 from slt.data.safe_ids import safe_id
 from slt.errors import ManifestError
@@ -31,8 +32,6 @@ class _Segment:
     end_s: float
     line: int
     out: Path
-    first: int = 0  # frame range [first, stop) in the source, set once fps is known
-    stop: int = 0
 
 
 def _find_video(folder: Path, stem: str) -> Path | None:
@@ -69,6 +68,39 @@ def _read_rows(csv_path: Path, need_video_name: bool):
             yield line, dict(zip(header, (f.strip() for f in fields))), None
 
 
+def _row_problem(row: dict[str, str], first_line: dict[str, int]) -> str | None:
+    """Why an annotation row cannot become a clip, or None."""
+    name = row["SENTENCE_NAME"]
+    if not name:
+        return "empty SENTENCE_NAME"
+    if name in first_line:
+        return f"duplicate SENTENCE_NAME {name!r} (first on line {first_line[name]})"
+    if not row["SENTENCE"].strip():
+        return f"empty SENTENCE for {name!r}"
+    try:
+        start_s, end_s = float(row["START_REALIGNED"]), float(row["END_REALIGNED"])
+    except ValueError:
+        return (f"START_REALIGNED/END_REALIGNED must be numbers, got {row['START_REALIGNED']!r}, "
+                f"{row['END_REALIGNED']!r}")
+    if start_s < 0 or end_s <= start_s:
+        return f"bad time range {start_s}..{end_s} s for {name!r} (need 0 <= start < end)"
+    return None
+
+
+class _Skips:
+    """Collects skipped rows (or raises at the first one in strict mode)."""
+
+    def __init__(self, csv_path: Path, strict: bool):
+        self.csv_path, self.strict = csv_path, strict
+        self.report = ManifestReport(str(csv_path))
+
+    def __call__(self, line: int, reason: str, name: str = "") -> None:
+        item = SkippedRow(str(self.csv_path), line, reason, name)
+        if self.strict:
+            raise ManifestError(str(item))
+        self.report.skipped.append(item)
+
+
 def convert_how2sign(csv_path: str | os.PathLike, video_dir: str | os.PathLike, out_dir: str | os.PathLike,
                      cut_clips: bool = True, strict: bool = False) -> Path:
     """Convert How2Sign annotations into ``out_dir/<csv stem>.tsv`` (this project's manifest layout).
@@ -82,57 +114,31 @@ def convert_how2sign(csv_path: str | os.PathLike, video_dir: str | os.PathLike, 
         raise ManifestError(f"How2Sign annotation file not found: {csv_path}")
     if not video_dir.is_dir():
         raise ManifestError(f"How2Sign video folder not found: {video_dir}")
-    report = ManifestReport(str(csv_path))
+    skip = _Skips(csv_path, strict)
     by_source: dict[Path, list[_Segment]] = {}
-    ready: list[tuple[_Segment, Path]] = []  # cut_clips=False: existing clip files
+    rows: list[ManifestRow] = []
     first_line: dict[str, int] = {}
-
-    def skip(line: int, reason: str, name: str = "") -> None:
-        item = SkippedRow(str(csv_path), line, reason, name)
-        if strict:
-            raise ManifestError(str(item))
-        report.skipped.append(item)
-
     for line, row, problem in _read_rows(csv_path, need_video_name=cut_clips):
-        if row is None:
-            skip(line, problem)
+        problem = problem or _row_problem(row, first_line)
+        if problem:
+            skip(line, problem, row["SENTENCE_NAME"] if row else "")
             continue
         name, text = row["SENTENCE_NAME"], " ".join(row["SENTENCE"].split())
-        if not name:
-            skip(line, "empty SENTENCE_NAME")
-            continue
-        if name in first_line:
-            skip(line, f"duplicate SENTENCE_NAME {name!r} (first on line {first_line[name]})", name)
-            continue
-        if not text:
-            skip(line, f"empty SENTENCE for {name!r}", name)
-            continue
-        try:
-            start_s, end_s = float(row["START_REALIGNED"]), float(row["END_REALIGNED"])
-        except ValueError:
-            skip(line, f"START_REALIGNED/END_REALIGNED must be numbers, got {row['START_REALIGNED']!r}, "
-                       f"{row['END_REALIGNED']!r}", name)
-            continue
-        if start_s < 0 or end_s <= start_s:
-            skip(line, f"bad time range {start_s}..{end_s} s for {name!r} (need 0 <= start < end)", name)
-            continue
-        segment = _Segment(name, text, start_s, end_s, line, out_dir / "clips" / f"{safe_id(name)}.mp4")
         if cut_clips:
             source = _find_video(video_dir, row["VIDEO_NAME"])
             if source is None:
                 skip(line, f"missing source video {row['VIDEO_NAME']!r} in {video_dir} for {name!r}", name)
                 continue
-            by_source.setdefault(source, []).append(segment)
+            by_source.setdefault(source, []).append(_Segment(
+                name, text, float(row["START_REALIGNED"]), float(row["END_REALIGNED"]), line,
+                out_dir / "clips" / f"{safe_id(name)}.mp4"))
         else:
             clip = _find_video(video_dir, name)
             if clip is None:
                 skip(line, f"missing clip video {name!r} in {video_dir}", name)
                 continue
-            ready.append((segment, clip))
+            rows.append(ManifestRow(name, clip.resolve(), frame_count(clip), text, line))
         first_line[name] = line
-
-    rows: list[ManifestRow] = []
-    from slt.data.clip_cut import cut_segments, frame_count
 
     for source, segments in by_source.items():
         for segment, n_frames, problem in cut_segments(source, segments):
@@ -140,8 +146,10 @@ def convert_how2sign(csv_path: str | os.PathLike, video_dir: str | os.PathLike, 
                 skip(segment.line, f"{problem} for {segment.name!r}", segment.name)
             else:
                 rows.append(ManifestRow(segment.name, segment.out, n_frames, segment.text, segment.line))
-    for segment, clip in ready:
-        rows.append(ManifestRow(segment.name, clip.resolve(), frame_count(clip), segment.text, segment.line))
+    return _write_outputs(csv_path, out_dir, rows, skip.report)
+
+
+def _write_outputs(csv_path: Path, out_dir: Path, rows: list[ManifestRow], report: ManifestReport) -> Path:
     rows.sort(key=lambda r: r.line)  # keep the annotation file's order
     report.n_read = len(rows)
     report.skipped.sort(key=lambda item: item.line)

@@ -229,15 +229,9 @@ def _read_ssvp(path: Path, lines: Iterator[tuple[int, list[str]]], first: tuple[
 
 
 def _probe_frames(video: Path) -> int | None:
-    """Frame count from the container header (no decoding); None when the container does not say."""
-    import cv2  # imported here so reading a manifest does not pay for OpenCV unless it probes
+    from slt.data.clip_cut import frame_count  # OpenCV is only loaded when a manifest needs probing
 
-    capture = cv2.VideoCapture(str(video))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    finally:
-        capture.release()
-    return count if count > 0 else None
+    return frame_count(video)
 
 
 def convert_ssvp(tsv: str | os.PathLike, video_root: str | os.PathLike, check_files: bool = True,
