@@ -24,3 +24,19 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("SLT_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def demo_bundle_dir() -> Path:
+    """The quick offline demo model set, built once (kept in .pytest_cache between local runs; CI builds it fresh).
+
+    It is built by the real `python -m slt demo build --quick` code path (synthetic corpus -> features -> training).
+    """
+    from slt.demo.build import DemoRecipe, build
+    from slt.demo.bundle import BUNDLE_FILE
+
+    root = REPO_ROOT / ".pytest_cache" / "slt-demo-quick"
+    if not (root / BUNDLE_FILE).exists():
+        build(root, DemoRecipe.quick(), force=True)
+    os.environ["SLT_DEMO_DIR"] = str(root)
+    return root
