@@ -90,3 +90,7 @@ class ModelInputError(InvalidArgumentError, ValueError):
 
 class FeatureExtractionError(SLTError):
     """Feature extraction cannot start or continue (output folder from a different model/config, no usable rows)."""
+
+
+class VideoWriteError(SLTError):
+    """A video file (e.g. a cut dataset clip) cannot be written."""

@@ -9,7 +9,7 @@ from typing import Iterator, Protocol, Sequence
 
 import cv2
 
-from slt.errors import VideoReadError
+from slt.errors import VideoWriteError
 
 
 class Segment(Protocol):
@@ -113,5 +113,5 @@ def _open_writer(out: Path, fps: float, width: int, height: int) -> cv2.VideoWri
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(_temp_path(out)), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
-        raise VideoReadError(f"cannot write clip {out} (OpenCV's mp4v writer failed to open)")
+        raise VideoWriteError(f"cannot write clip {out} (OpenCV's mp4v writer failed to open)")
     return writer
