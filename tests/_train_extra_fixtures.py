@@ -38,3 +38,13 @@ def write_features(folder: Path, sentences: list[str], dim: int = 16, seed: int 
     manifest = folder / name
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest
+
+# Longer sentences (4-grams exist, so BLEU moves within a few epochs): the tuning tests' corpus.
+LONG_SENTENCES = [
+    "the old cat sleeps on the warm mat",
+    "a small dog runs fast in the park",
+    "many birds sing loudly every morning today",
+    "the hot sun shines over the quiet sea",
+    "we eat fresh bread with cheese at noon",
+    "cold rain falls down on the city streets",
+]

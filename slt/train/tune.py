@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,11 @@ def _storage(url: str | None):
         return None
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise TrainingError(f"--storage must be a database URL such as sqlite:///study.db, got {url!r}")
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=60, grace_period=180,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    with warnings.catch_warnings():  # heartbeats are flagged "experimental" by Optuna; they are what we want
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=60, grace_period=180,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def run_study(args: argparse.Namespace):
@@ -109,7 +112,8 @@ def run_study(args: argparse.Namespace):
         sampler=optuna.samplers.TPESampler(seed=args.sampler_seed + _n_trials(study_name=args.study_name,
                                                                               storage=storage)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=args.pruner_startup_trials,
-                                           n_warmup_steps=args.pruner_warmup_epochs))
+                                           # steps are 1-based epochs: warm-up N protects epochs 1..N
+                                           n_warmup_steps=args.pruner_warmup_epochs + 1))
     study.set_user_attr(BASE_CONFIG_ATTR, base.to_dict())
     study.set_user_attr(OUT_DIR_ATTR, str(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
