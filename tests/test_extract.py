@@ -182,3 +182,11 @@ def test_cli_reports_bad_input_clearly(corpus: Path, tmp_path: Path, capsys) -> 
     assert "--batch-size must be at least 1" in capsys.readouterr().err
     assert main(["extract-features", "--manifest", str(tmp_path / "none.tsv"), *common]) == 1
     assert "Manifest not found" in capsys.readouterr().err
+    manifest = ["--manifest", str(corpus / "manifest.tsv")]
+    assert main(["extract-features", *manifest, *common, "--device", "cuda"]) == 1  # tests hide every GPU
+    assert "no CUDA GPU is visible" in capsys.readouterr().err
+    assert main(["extract-features", *manifest, *common, "--device", "gpu0"]) == 1
+    assert "is not a device name" in capsys.readouterr().err
+    missing = ["--signhiera", str(tmp_path / "missing.pt")]
+    assert main(["extract-features", *manifest, "--out", str(tmp_path / "o"), *missing]) == 1
+    assert "missing.pt" in capsys.readouterr().err and not (tmp_path / "o").exists()

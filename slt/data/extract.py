@@ -95,7 +95,14 @@ def _pick_device(name: str) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return torch.device("cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise FeatureExtractionError(f"--device {name!r} is not a device name (use auto, cpu, cuda or cuda:N)") \
+            from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FeatureExtractionError(f"--device {name} was asked for, but no CUDA GPU is visible; use --device cpu")
+    return device
 
 
 def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> PreprocessConfig:
