@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sacrebleu.metrics import BLEU, CHRF
-from sacrebleu.significance import PairedTest
+from sacrebleu.metrics import BLEU
 
 from analysis.errors import AlignmentError, AnalysisError
-from analysis.metrics import corpus_metrics, sentence_scores
+from analysis.metrics import SampleStats, corpus_metrics, sample_stats, sentence_scores
 from analysis.ngrams import matched_ngrams, over_under
+from analysis.significance import paired_tests_from_stats
 
 __all__ = ["ComparisonReport", "compare_systems", "align_systems", "paired_significance", "word_diff"]
 
@@ -83,32 +83,17 @@ def align_systems(df_a: pd.DataFrame, df_b: pd.DataFrame) -> tuple[pd.DataFrame,
 
 
 def paired_significance(
-    references: Sequence[str],
-    hyps_a: Sequence[str],
-    hyps_b: Sequence[str],
-    names: tuple[str, str] = ("A", "B"),
-    test: str = "bs",
-    n_samples: int = 0,
+    references: Sequence[str], hyps_a: Sequence[str], hyps_b: Sequence[str], test: str = "bs", n_samples: int = 0
 ) -> dict[str, dict]:
-    """sacrebleu's PairedTest (A is the baseline) for BLEU and chrF; the same numbers as
-    ``sacrebleu REF -i A B -m bleu chrf --paired-bs`` / ``--paired-ar``.
+    """Paired test of system B against baseline A for BLEU and chrF2, equal to
+    ``sacrebleu REF -i A B -m bleu chrf --paired-bs`` (``test="bs"``) or ``--paired-ar`` (``"ar"``).
 
-    Returns ``{metric: {"score_a", "score_b", "delta", "p_value", "mean_b", "ci_b", "mean_a", "ci_a"}}``.
+    Returns ``{"BLEU": {...}, "chrF2": {...}}``; see :func:`analysis.significance.paired_tests_from_stats`.
     """
-    if test not in ("bs", "ar"):
-        raise AnalysisError(f"Unknown paired test {test!r}; use 'bs' (bootstrap) or 'ar' (approximate randomisation).")
-    metrics = {"BLEU": BLEU(references=[list(references)]), "CHRF": CHRF(references=[list(references)])}
-    ps = PairedTest([(names[0], list(hyps_a)), (names[1], list(hyps_b))], metrics, references=None,
-                    test_type=test, n_samples=n_samples)
-    _, scores = ps()
-    out: dict[str, dict] = {}
-    for metric, (base, other) in ((k, v) for k, v in scores.items() if k != "System"):
-        out[metric] = {
-            "score_a": float(base.score), "score_b": float(other.score), "delta": float(other.score - base.score),
-            "p_value": float(other.p_value), "n_samples": ps.n_samples,
-            "mean_a": _opt(base.mean), "ci_a": _opt(base.ci), "mean_b": _opt(other.mean), "ci_b": _opt(other.ci),
-        }
-    return out
+    if not (len(references) == len(hyps_a) == len(hyps_b)):
+        raise AlignmentError(f"Need one reference per hypothesis: {len(references)}, {len(hyps_a)}, {len(hyps_b)}.")
+    frame = lambda hyps: pd.DataFrame({"reference": list(references), "prediction": list(hyps)})  # noqa: E731
+    return paired_tests_from_stats(sample_stats(frame(hyps_a)), sample_stats(frame(hyps_b)), test, n_samples)
 
 
 def _opt(x) -> float | None:
@@ -173,18 +158,22 @@ def compare_systems(
     tie_margin: float = 0.0,
     top_examples: int = 10,
     bootstrap: int = 1000,
+    stats_a: SampleStats | None = None,
 ) -> ComparisonReport:
     """Compare system B against baseline A on the same samples (aligned by id, see :func:`align_systems`).
 
     ``by`` picks the per-sample score for wins ("bleu" sentence BLEU or "chrf"); a sample is a tie
-    when the scores differ by at most ``tie_margin``. Significance uses sacrebleu's PairedTest.
+    when the scores differ by at most ``tie_margin``. Significance: sacrebleu's paired bootstrap / approximate
+    randomisation (same p-values as its CLI, see :mod:`analysis.significance`).
     """
     if names[0] == names[1]:
         raise AnalysisError(f"The two systems need different names, got {names[0]!r} twice.")
     if by not in ("bleu", "chrf"):
         raise AnalysisError(f"Per-sample comparison is by 'bleu' or 'chrf', not {by!r}.")
     df_a, df_b = align_systems(df_a, df_b)
-    sa, sb = sentence_scores(df_a), sentence_scores(df_b)
+    # Each text is read once for every score below (``stats_a`` lets a caller that has A's reuse them).
+    stats_a, stats_b = stats_a if stats_a is not None else sample_stats(df_a), sample_stats(df_b)
+    sa, sb = sentence_scores(df_a, stats_a), sentence_scores(df_b, stats_b)
     samples = pd.DataFrame({
         "id": sa["id"], "reference": sa["reference"], "prediction_a": sa["prediction"], "prediction_b": sb["prediction"],
         "bleu_a": sa["sentence_bleu"], "bleu_b": sb["sentence_bleu"], "chrf_a": sa["sentence_chrf"],
@@ -205,12 +194,10 @@ def compare_systems(
     ranked = samples.sort_values("delta", kind="stable")
     refs = samples["reference"].tolist()
     pa, pb = samples["prediction_a"].tolist(), samples["prediction_b"].tolist()
-    sig = {}
-    for t in tests:
-        sig[t] = paired_significance(refs, pa, pb, names, test=t, n_samples=n_bs if t == "bs" else n_ar)
+    sig = {t: paired_tests_from_stats(stats_a, stats_b, t, n_bs if t == "bs" else n_ar) for t in tests}
     return ComparisonReport(
         names=tuple(names), n=len(samples),
-        corpus={names[0]: corpus_metrics(df_a, bootstrap), names[1]: corpus_metrics(df_b, bootstrap)},
+        corpus={names[0]: corpus_metrics(df_a, bootstrap, stats=stats_a), names[1]: corpus_metrics(df_b, bootstrap, stats=stats_b)},
         significance=sig, wins=wins,
         examples={f"{names[0]}_better": examples(ranked[ranked["delta"] < -tie_margin]),
                   f"{names[1]}_better": examples(ranked[ranked["delta"] > tie_margin].iloc[::-1])},

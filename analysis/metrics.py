@@ -19,9 +19,11 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from analysis.errors import AnalysisError
 
-__all__ = ["corpus_metrics", "sentence_scores", "bootstrap_indices", "SACREBLEU_SEED"]
+__all__ = ["SampleStats", "corpus_metrics", "sample_stats", "sentence_scores", "bootstrap_indices", "SACREBLEU_SEED"]
 
-SACREBLEU_SEED = int(os.environ.get("SACREBLEU_SEED", "12345"))
+# sacrebleu's seed convention: SACREBLEU_SEED (default 12345); "none" means unseeded.
+_SEED_ENV = os.environ.get("SACREBLEU_SEED", "12345")
+SACREBLEU_SEED: int | None = None if _SEED_ENV.lower() == "none" else int(_SEED_ENV)
 _MAX_ORDER = 4
 # Bootstrap count matrices are built in row chunks to bound memory at ~chunk * n * 8 bytes.
 _CHUNK_CELLS = 4_000_000
@@ -91,21 +93,41 @@ def _ratio(stats: np.ndarray) -> float:
     return float(stats[0] / stats[1] * 100) if stats[1] > 0 else float("nan")
 
 
-def _collect_stats(refs: list[str], hyps: list[str]) -> tuple[dict[str, _Stat], np.ndarray, np.ndarray]:
-    bleu = _bleu_stats(hyps, refs)
+@dataclass(frozen=True)
+class SampleStats:
+    """Per-sample sufficient statistics of one system, extracted once and shared by every score."""
+
+    bleu: np.ndarray  # [n, 10]: hyp_len, ref_len, matches_1..4, totals_1..4
+    chrf: np.ndarray  # [n, 18]: sacrebleu chrF statistics
+    rouge: np.ndarray  # [n]: ROUGE-L F1 * 100
+    wer: np.ndarray  # [n, 2]: word edits, reference words
+    cer: np.ndarray  # [n, 2]: character edits, reference characters
+
+
+def sample_stats(df: pd.DataFrame) -> SampleStats:
+    """Extract the statistics of every metric from a predictions table (one pass over the text)."""
+    refs, hyps = _texts(df)
+    return SampleStats(
+        bleu=_bleu_stats(hyps, refs),
+        chrf=np.asarray(CHRF()._extract_corpus_statistics(hyps, [refs]), dtype=np.float64),
+        rouge=_rouge_l(refs, hyps),
+        wer=_edit_stats(refs, hyps, chars=False),
+        cer=_edit_stats(refs, hyps, chars=True),
+    )
+
+
+def _metric_stats(st: SampleStats) -> dict[str, _Stat]:
     chrf_metric = CHRF()
-    chrf = np.asarray(chrf_metric._extract_corpus_statistics(hyps, [refs]), dtype=np.float64)
-    rouge = _rouge_l(refs, hyps)
     stats: dict[str, _Stat] = {}
     for order in range(1, _MAX_ORDER + 1):
         metric = BLEU(max_ngram_order=order)
         name = "bleu" if order == _MAX_ORDER else f"bleu{order}"
-        stats[name] = _Stat(_bleu_order_stats(bleu, order), lambda s, m=metric: float(m._compute_score_from_stats(s).score))
-    stats["chrf"] = _Stat(chrf, lambda s: float(chrf_metric._compute_score_from_stats(s).score))
-    stats["rougeL"] = _Stat(np.stack([rouge, np.ones_like(rouge)], axis=1), lambda s: float(s[0] / s[1]))
-    stats["wer"] = _Stat(_edit_stats(refs, hyps, chars=False), _ratio)
-    stats["cer"] = _Stat(_edit_stats(refs, hyps, chars=True), _ratio)
-    return stats, bleu, chrf
+        stats[name] = _Stat(_bleu_order_stats(st.bleu, order), lambda s, m=metric: float(m._compute_score_from_stats(s).score))
+    stats["chrf"] = _Stat(st.chrf, lambda s: float(chrf_metric._compute_score_from_stats(s).score))
+    stats["rougeL"] = _Stat(np.stack([st.rouge, np.ones_like(st.rouge)], axis=1), lambda s: float(s[0] / s[1]))
+    stats["wer"] = _Stat(st.wer, _ratio)
+    stats["cer"] = _Stat(st.cer, _ratio)
+    return stats
 
 
 def bootstrap_indices(n: int, n_samples: int, seed: int | None = SACREBLEU_SEED) -> Iterator[np.ndarray]:
@@ -121,16 +143,21 @@ def bootstrap_indices(n: int, n_samples: int, seed: int | None = SACREBLEU_SEED)
         done += rows
 
 
-def corpus_metrics(df: pd.DataFrame, bootstrap: int = 1000, seed: int | None = SACREBLEU_SEED) -> dict:
+def corpus_metrics(
+    df: pd.DataFrame, bootstrap: int = 1000, seed: int | None = SACREBLEU_SEED, stats: SampleStats | None = None
+) -> dict:
     """Corpus scores of a predictions table, with bootstrap 95 % confidence intervals.
 
     Returns ``{"n", "bleu", "bleu1".."bleu3", "chrf", "rougeL", "wer", "cer", "length_ratio",
     "hyp_len", "ref_len", "ci": {metric: {"mean", "ci", "low", "high"}}, "bootstrap", "signature"}``.
     ``bleu`` is sacreBLEU's BLEU-4 (13a, exp smoothing), ``bleuK`` uses n-grams up to K, chrF is chrF2;
     ROUGE-L is the mean sentence F1; WER/CER are corpus edit rates in percent. ``bootstrap=0`` skips CIs.
+    ``stats`` (from :func:`sample_stats` on the same ``df``) saves re-reading the text.
     """
     refs, hyps = _texts(df)
-    stats, bleu, _ = _collect_stats(refs, hyps)
+    per_sample = stats if stats is not None else sample_stats(df)
+    bleu = per_sample.bleu
+    stats = _metric_stats(per_sample)
     result: dict = {"n": len(refs)}
     for name, st in stats.items():
         result[name] = st.score(st.stats.sum(axis=0))
@@ -142,7 +169,8 @@ def corpus_metrics(df: pd.DataFrame, bootstrap: int = 1000, seed: int | None = S
         samples = {name: [] for name in stats}
         for counts in bootstrap_indices(len(refs), bootstrap, seed):
             for name, st in stats.items():
-                sums = counts @ st.stats
+                # float32 sums, as sacrebleu's resampling has them: same values, same rounding downstream.
+                sums = (counts @ st.stats).astype(np.float32)
                 samples[name].extend(st.score(row) for row in sums)
         result["ci"] = {name: _interval(np.asarray(v)) for name, v in samples.items()}
     result["bootstrap"] = int(bootstrap)
@@ -164,23 +192,21 @@ def _interval(scores: np.ndarray) -> dict[str, float]:
     return {"mean": float(scores.mean()), "ci": 0.5 * (high - low), "low": low, "high": high}
 
 
-def sentence_scores(df: pd.DataFrame) -> pd.DataFrame:
+def sentence_scores(df: pd.DataFrame, stats: SampleStats | None = None) -> pd.DataFrame:
     """A copy of ``df`` with per-sample ``sentence_bleu``, ``sentence_chrf``, ``rougeL``, ``wer``,
     ``ref_len``, ``hyp_len`` (13a tokens) and ``length_ratio`` (hyp/ref, NaN for an empty reference).
 
     Sentence BLEU equals ``BLEU(effective_order=True).sentence_score``; sentence chrF equals
     ``CHRF().sentence_score``.
     """
-    refs, hyps = _texts(df)
-    bleu = _bleu_stats(hyps, refs)
+    st = stats if stats is not None else sample_stats(df)
+    bleu, chrf, words = st.bleu, st.chrf, st.wer
     chrf_metric = CHRF()
-    chrf = chrf_metric._extract_corpus_statistics(hyps, [refs])
     sent_bleu = BLEU(effective_order=True)
-    words = _edit_stats(refs, hyps, chars=False)
     out = df.copy()
     out["sentence_bleu"] = [float(sent_bleu._compute_score_from_stats(row).score) for row in bleu]
     out["sentence_chrf"] = [float(chrf_metric._compute_score_from_stats(row).score) for row in chrf]
-    out["rougeL"] = _rouge_l(refs, hyps)
+    out["rougeL"] = st.rouge
     with np.errstate(divide="ignore", invalid="ignore"):
         out["wer"] = np.where(words[:, 1] > 0, words[:, 0] / words[:, 1] * 100, np.where(words[:, 0] > 0, np.inf, 0.0))
         out["ref_len"] = bleu[:, 1].astype(int)

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from analysis.collapse import CollapseReport, collapse_by_epoch, collapse_report
 from analysis.compare import ComparisonReport, compare_systems, word_diff
 from analysis.errors import AnalysisError
-from analysis.metrics import corpus_metrics, sentence_scores
+from analysis.metrics import corpus_metrics, sample_stats, sentence_scores
 from analysis.plots import plot_buckets, plot_metric_by_epoch, plot_pairwise_scatter, plot_rank_frequency
 
 __all__ = ["AnalysisReport", "build_report", "render_html", "write_html_report", "to_jsonable"]
@@ -83,16 +83,17 @@ def build_report(
 
     ``run_dir`` adds how the collapse figures and scores move across the run's epochs.
     """
+    stats = sample_stats(df)
     by_epoch = None
     if run_dir is not None and any(Path(run_dir).glob("predictions_epoch*.jsonl")):
         by_epoch = collapse_by_epoch(run_dir, train_texts=train_texts)
     return AnalysisReport(
         title=title or f"Error analysis: {df.attrs.get('source', names[0])}",
         source=str(df.attrs.get("source", "")),
-        metrics=corpus_metrics(df, bootstrap=bootstrap),
+        metrics=corpus_metrics(df, bootstrap=bootstrap, stats=stats),
         collapse=collapse_report(df, train_texts=train_texts),
-        samples=sentence_scores(df),
-        comparison=None if against is None else compare_systems(df, against, names=names, bootstrap=bootstrap),
+        samples=sentence_scores(df, stats=stats),
+        comparison=None if against is None else compare_systems(df, against, names=names, bootstrap=bootstrap, stats_a=stats),
         by_epoch=by_epoch,
         run_dir=None if run_dir is None else str(run_dir),
     )

@@ -13,8 +13,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.significance import PairedTest
+
 from analysis import (
     AlignmentError,
+    paired_significance,
     compare_systems,
     load_predictions,
     plot_buckets,
@@ -75,6 +79,25 @@ def test_paired_ar_p_values_match_sacrebleu_cli(systems, report) -> None:
         assert ours[metric]["score_a"] == pytest.approx(cli[0][metric]["score"])
         assert ours[metric]["score_b"] == pytest.approx(cli[1][metric]["score"])
     assert ours["BLEU"]["p_value"] < 0.05  # the collapsed baseline is clearly worse
+
+
+@pytest.mark.parametrize(("test", "n"), [("bs", 300), ("ar", 1500)])
+def test_streamed_paired_tests_equal_sacrebleu_pairedtest(test: str, n: int) -> None:
+    a, b = collapsed_records(150, 0.1, seed=4), healthy_records(150, seed=4)  # close systems: mid-range p-values
+    refs = [r["reference"] for r in a]
+    hyps_a, hyps_b = [r["prediction"] for r in a], [r["prediction"] for r in b]
+    ours = paired_significance(refs, hyps_a, hyps_b, test=test, n_samples=n)
+    metrics = {"BLEU": BLEU(references=[refs]), "CHRF": CHRF(references=[refs])}
+    _, scores = PairedTest([("a", hyps_a), ("b", hyps_b)], metrics, references=None, test_type=test, n_samples=n)()
+    for name in ("BLEU", "chrF2"):
+        base, other = scores[name]
+        assert ours[name]["p_value"] == pytest.approx(other.p_value, abs=1e-12)
+        assert ours[name]["score_a"] == pytest.approx(base.score) and ours[name]["score_b"] == pytest.approx(other.score)
+        if test == "bs":
+            assert ours[name]["mean_b"] == pytest.approx(other.mean, rel=1e-6)
+            assert ours[name]["ci_b"] == pytest.approx(other.ci, rel=1e-5, abs=1e-6)
+            assert ours[name]["mean_a"] == pytest.approx(base.mean, rel=1e-6)
+    assert 0.0 < ours["BLEU"]["p_value"] <= 1.0
 
 
 def test_wins_examples_buckets_and_ngrams(report) -> None:
