@@ -216,6 +216,7 @@ def test_t5_bridge_loads_pretrained_weights_from_a_local_folder(corpus):
     ({"t5_init": "imagenet"}, "t5_init must be one of"),
     ({"bridge_queries": 0}, "bridge_queries must be >= 1"),
     ({"t5_model": "t5-gigantic"}, "t5_model must be 't5-small', 'tiny' or a folder"),
+    ({"t5_model": "t5-gigantic", "t5_init": "random"}, "folder with a T5 config.json"),
     ({"base_encoder": "/nonexistent/encoder.pt"}, "encoder.pt"),
 ])
 def test_t5_bridge_bad_settings_fail_clearly(corpus, overrides, message):

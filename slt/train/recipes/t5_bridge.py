@@ -191,9 +191,12 @@ class T5BridgeRecipe(Recipe):
                 config = t5_tiny_config(tokenizer.vocab_size, cfg.dropout)
             elif cfg.t5_model == "t5-small":
                 config = t5_small_config(tokenizer.vocab_size, cfg.dropout)
-            else:
-                config = T5Config.from_pretrained(find_pretrained_t5(cfg.t5_model), dropout_rate=cfg.dropout,
+            elif (Path(cfg.t5_model).expanduser() / "config.json").is_file():  # a folder's architecture only
+                config = T5Config.from_pretrained(Path(cfg.t5_model).expanduser(), dropout_rate=cfg.dropout,
                                                   vocab_size=tokenizer.vocab_size)
+            else:
+                raise TrainingError(f"t5_model must be 't5-small', 'tiny' or a folder with a T5 config.json; "
+                                    f"{cfg.t5_model!r} is none of these")
             t5 = T5ForConditionalGeneration(config)
         if t5.config.vocab_size < tokenizer.vocab_size:
             raise TrainingError(f"T5 vocabulary ({t5.config.vocab_size}) is smaller than the tokenizer's "
