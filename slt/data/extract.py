@@ -29,6 +29,7 @@ from slt.data.extract_state import (Done, Failure, check_config, extraction_conf
 from slt.data.extract_worker import Prepared, prepared_stream
 from slt.data.manifest import Manifest, ManifestRow, read_manifest
 from slt.data.safe_ids import safe_id
+from slt.engine import fit_preprocess_to_model
 from slt.errors import FeatureExtractionError
 from slt.models import SignHiera, load_signhiera
 from slt.video import PreprocessConfig, join_clip_features
@@ -106,11 +107,11 @@ def _pick_device(name: str) -> torch.device:
 
 
 def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> PreprocessConfig:
-    """Preprocessing that feeds this model: its clip length and image size, 50 % clip overlap (as released)."""
-    frames, height, _ = model.config.input_size
-    return PreprocessConfig(detector=options.detector, detect_every=options.detect_every,
-                            center_crop_fallback=options.center_crop_fallback, max_duration_s=options.max_duration_s,
-                            clip_frames=frames, size=height, stride=max(1, frames // 2))
+    """Preprocessing that feeds this model, fitted exactly as the translation engine fits it (so features made
+    for training match those seen at inference): the model's clip length and image size, 50 % clip overlap."""
+    chosen = PreprocessConfig(detector=options.detector, detect_every=options.detect_every,
+                              center_crop_fallback=options.center_crop_fallback, max_duration_s=options.max_duration_s)
+    return fit_preprocess_to_model(chosen, model.config)
 
 
 def _features(model: SignHiera, prepared: Prepared, batch_size: int, device: torch.device) -> torch.Tensor:
