@@ -149,11 +149,13 @@ def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLik
     device = _pick_device(options.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     info = _setup_dist(device)
     try:
         return _extract(Path(manifest_path), Path(out_dir), options, device, info, started)
     finally:
+        torch.set_num_threads(threads_before)  # callers in the same process keep their setting
         if info.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
