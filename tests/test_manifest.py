@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from _data_fixtures import make_face_video, make_numbered_video, read_brightness
-from slt.data.how2sign import convert_how2sign
+from slt.data.how2sign import convert_how2sign, main as how2sign_main
 from slt.data.manifest import ManifestRow, convert_ssvp, read_manifest, write_manifest
 from slt.data.safe_ids import safe_id
 from slt.errors import ManifestError
@@ -199,3 +199,12 @@ def test_how2sign_precut_clips_comma_csv(tmp_path: Path) -> None:
     manifest = read_manifest(convert_how2sign(csv_path, tmp_path, tmp_path / "out", cut_clips=False))
     assert [(r.id, r.n_frames, r.translation) for r in manifest] == [("x", 7, "Hello, world")]
     assert "ann.csv:3: missing clip video 'y'" in (tmp_path / "out" / "ann.skipped.txt").read_text()
+
+
+def test_how2sign_command_line(how2sign: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    csv_path, raw = how2sign
+    assert how2sign_main([str(csv_path), str(raw), str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str(tmp_path / "cli" / "how2sign_val.tsv") and len(read_manifest(printed)) == 3
+    assert how2sign_main([str(csv_path), str(raw), str(tmp_path / "cli2"), "--strict"]) == 1
+    assert f"{csv_path}:6: missing source video" in capsys.readouterr().err

@@ -158,3 +158,30 @@ def _write_outputs(csv_path: Path, out_dir: Path, rows: list[ManifestRow], repor
     if report.skipped:
         log.warning("%s", report.summary())
     return manifest_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m slt.data.how2sign CSV VIDEO_DIR OUT_DIR [--no-cut] [--strict]`: convert, print the manifest path."""
+    import argparse
+    import sys
+
+    from slt.errors import SLTError
+
+    parser = argparse.ArgumentParser(prog="python -m slt.data.how2sign", description=__doc__.splitlines()[0])
+    parser.add_argument("csv", type=Path, help="How2Sign annotation file (e.g. how2sign_realigned_val.csv)")
+    parser.add_argument("video_dir", type=Path, help="source videos (VIDEO_NAME.mp4), or clips with --no-cut")
+    parser.add_argument("out_dir", type=Path, help="where the manifest (and cut clips) go")
+    parser.add_argument("--no-cut", action="store_true", help="clips already exist as SENTENCE_NAME.mp4")
+    parser.add_argument("--strict", action="store_true", help="stop at the first bad row")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        print(convert_how2sign(args.csv, args.video_dir, args.out_dir, cut_clips=not args.no_cut, strict=args.strict))
+    except SLTError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
