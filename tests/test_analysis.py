@@ -81,6 +81,17 @@ def test_run_directory_epochs_and_test_predictions(run_dir: Path) -> None:
         load_predictions(run_dir, epoch=3)
     with pytest.raises(RunDirectoryError, match="no predictions_epoch"):
         load_predictions(run_dir.parent.parent)
+    # An evaluation output: test_results.json holds scores, its sibling predictions_test.jsonl the samples.
+    (run_dir / "test_results.json").write_text(json.dumps({"bleu": 20.1, "chrf": 40.2, "n": 30}))
+    evaluated = load_predictions(run_dir / "test_results.json")
+    assert len(evaluated) == 30 and evaluated.attrs["results"]["bleu"] == 20.1
+
+
+def test_html_report_of_a_run_shows_the_epochs(run_dir: Path, tmp_path: Path) -> None:
+    from analysis import write_html_report
+
+    page = write_html_report(tmp_path / "run.html", load_predictions(run_dir), run_dir=run_dir, bootstrap=20).read_text()
+    assert "Verdict: healthy" in page and "Across epochs" in page and page.count("Plotly.newPlot") == 2
 
 
 def test_csv_tsv_json_and_text_formats_agree(tmp_path: Path) -> None:
@@ -237,7 +248,7 @@ def test_repetitive_references_excuse_repetitive_predictions() -> None:
     assert rep.verdict == "healthy" and rep.generic == []  # as repeated as the references, not more
 
 
-def test_embedding_similarity_reveals_collapse_before_decoding() -> None:
+def test_embedding_similarity_reveals_collapse_before_decoding(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     diverse = rng.normal(size=(60, 32))
     brute = np.mean([diverse[i] @ diverse[j] / np.linalg.norm(diverse[i]) / np.linalg.norm(diverse[j])
@@ -250,6 +261,11 @@ def test_embedding_similarity_reveals_collapse_before_decoding() -> None:
     rep = collapse_report(df)  # read from the embedding column, as saved with predictions
     assert rep.figures["embedding_cosine"] > 0.99 and rep.verdict == "collapsed"
     assert any("cosine" in r for r in rep.reasons)
+    # Saved with the predictions (JSONL "embedding" lists), they are picked up after loading too.
+    recs = [{**r, "embedding": e.tolist()} for r, e in zip(healthy_records(60), collapsed_emb)]
+    loaded = load_predictions(write_jsonl(tmp_path / "emb.jsonl", recs))
+    assert loaded["embedding"][0].dtype == np.float32
+    assert collapse_report(loaded).figures["embedding_cosine"] == pytest.approx(rep.figures["embedding_cosine"], abs=1e-5)
     df.loc[3, "embedding"] = np.zeros(16, dtype=np.float32)
     with pytest.raises(EmbeddingError, match="one size"):
         collapse_report(df)
