@@ -94,3 +94,19 @@ class FeatureExtractionError(SLTError):
 
 class VideoWriteError(SLTError):
     """A video file (e.g. a cut dataset clip) cannot be written."""
+
+
+class PathNotAllowedError(SLTError):
+    """A path typed into the app lies outside the directories the app may read (runs, demo set, samples, uploads)."""
+
+
+class AccessDeniedError(SLTError):
+    """An action is locked (e.g. the training launcher on a public Space without the admin token)."""
+
+
+class JobError(SLTError):
+    """A training job cannot be started, stopped or resumed (limit reached, unknown job, not running, ...)."""
+
+
+class ModelsNotReadyError(SLTError):
+    """The app's models failed to load, so requests that need them cannot run."""

@@ -1,0 +1,93 @@
+"""The Gradio Blocks app: a status line over four tabs, all backed by the process's one TranslationEngine."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from slt.ui import browser_tab, compare_tab, train_tab, translate_tab
+from slt.ui.common import CSS
+from slt.ui.split_eval import SplitPredictor, evaluation_splits
+from slt.ui.state import AppState
+
+TITLE = "SLT Studio: sign language video → text (SONAR ASL)"
+
+
+def build_app(state: AppState) -> gr.Blocks:
+    """Lay out the whole UI; the model loader must be started separately (see :func:`launch`)."""
+    predictor = SplitPredictor()
+    with gr.Blocks(title="SLT Studio") as demo:
+        gr.Markdown(f"# {TITLE}")
+        status = gr.Markdown(elem_id="slt-model-status")
+        with gr.Tabs():
+            with gr.Tab("Translate", id="translate"):
+                translate = translate_tab.build(state)
+            with gr.Tab("Compare", id="compare"):
+                compare = compare_tab.build(state, predictor)
+            with gr.Tab("Predictions browser", id="browser") as browser_tab_item:
+                browser = browser_tab.build(state)
+            with gr.Tab("Train", id="train"):
+                train_tab.build(state)
+        ready_timer = gr.Timer(1.0)
+        encoder_boxes = [translate["encoder"], compare["encoder_a"], compare["encoder_b"], compare["split_a"],
+                         compare["split_b"]]
+        language_boxes = [translate["languages"], compare["language"]]
+
+        def model_status():
+            """The loader's state; once ready, the model set's encoders, languages and splits fill the choices."""
+            current = state.loader.status
+            icon = {"ready": "✅", "failed": "❌"}.get(current.phase, "⏳")
+            line = f"{icon} **Models:** {current.message}"
+            if current.phase != "ready":
+                keep = [gr.update()] * (len(encoder_boxes) + len(language_boxes) + 1)
+                return [line, gr.Timer(active=current.phase != "failed"), *keep]
+            engine = state.loader.wait()
+            names = engine.encoder_names
+            second = names[1] if len(names) > 1 else names[0]
+            languages = engine.languages
+            splits = list(evaluation_splits(engine.model_set.name, state.settings.demo_dir))
+            return [
+                line, gr.Timer(active=False),
+                gr.update(choices=names, value=names[0]), gr.update(choices=names, value=names[0]),
+                gr.update(choices=names, value=second), gr.update(choices=names, value=names[0]),
+                gr.update(choices=names, value=second),
+                gr.update(choices=languages), gr.update(choices=languages, value=languages[0] if "eng_Latn" not in languages else "eng_Latn"),
+                gr.update(choices=splits, value=splits[0] if splits else None),
+            ]
+
+        outputs = [status, ready_timer, *encoder_boxes, *language_boxes, compare["split"]]
+        ready_timer.tick(model_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
+        demo.load(model_status, None, outputs, api_visibility="private", queue=False)
+
+        def model_info() -> dict:
+            """What the app runs on: loader state and, when ready, the model set, encoders, languages, device."""
+            current = state.loader.status
+            info = {"phase": current.phase, "message": current.message}
+            if current.phase == "ready":
+                engine = state.loader.wait()
+                info.update(model_set=engine.model_set.name, encoders=engine.encoder_names, device=str(engine.device),
+                            languages=engine.languages[:10], n_languages=len(engine.languages))
+            return info
+
+        info_out = gr.JSON(visible=False)
+        gr.Button(visible=False).click(model_info, None, info_out, api_name="model_info", queue=False)
+        # The run list may have grown (a training run finished) since the page was built.
+        browser_tab_item.select(browser_tab.refresh_runs_for(state), None, browser["run"], api_visibility="private",
+                                queue=False)
+    return demo
+
+
+def launch(state: AppState, prevent_thread_lock: bool = False, **kwargs):
+    """Start loading models in the background, then serve the app with the queue, limits and allowed paths."""
+    settings = state.settings
+    state.loader.start()
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    demo = build_app(state)
+    # Light events (browsing, status) get their own small pools; GPU work shares the "gpu" concurrency id.
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.launch(
+        server_name=kwargs.pop("server_name", settings.host), server_port=kwargs.pop("server_port", settings.port),
+        share=settings.share, prevent_thread_lock=prevent_thread_lock,
+        allowed_paths=[str(p) for p in settings.allowed_roots], max_file_size=settings.max_upload_bytes,
+        css=CSS, theme=gr.themes.Soft(), show_error=True, **kwargs,
+    )
+    return demo

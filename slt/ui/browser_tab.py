@@ -1,0 +1,192 @@
+"""Tab 3, Predictions browser: a run's (or an uploaded file's) samples, their videos, epochs and mode collapse."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from analysis import collapse_by_epoch, collapse_report, list_epochs, load_predictions, plot_metric_by_epoch, plot_rank_frequency
+from analysis.metrics import sentence_scores
+from slt.data.manifest import read_manifest
+from slt.demo.bundle import BUNDLE_FILE
+from slt.errors import InvalidArgumentError, ManifestError
+from slt.ui.common import user_errors
+from slt.ui.limits import check_allowed_path
+from slt.ui.state import AppState
+
+TABLE_COLUMNS = ["id", "reference", "prediction", "sentence_bleu", "sentence_chrf", "ref_len", "hyp_len"]
+
+
+def list_runs(runs_dir: Path) -> list[str]:
+    """Run folders (newest first) that hold predictions files."""
+    if not runs_dir.is_dir():
+        return []
+    runs = [p for p in runs_dir.iterdir() if p.is_dir() and any(p.glob("predictions_*.jsonl"))]
+    return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def refresh_runs_for(state: AppState):
+    """An event handler that re-lists the runs (a run started from the Train tab appears once it has predictions)."""
+
+    def refresh():
+        return gr.update(choices=list_runs(state.settings.runs_dir))
+
+    return refresh
+
+
+def samples_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The browser table: per-sample BLEU/chrF and lengths, scores rounded for reading."""
+    scored = sentence_scores(df)
+    table = scored[TABLE_COLUMNS].copy()
+    for column in ("sentence_bleu", "sentence_chrf"):
+        table[column] = table[column].round(2)
+    return table
+
+
+class VideoIndex:
+    """Sample id -> video file, from the manifests the app knows (shipped samples, the demo set's corpora)."""
+
+    def __init__(self, manifests: list[Path]):
+        self._manifests = manifests
+        self._index: dict[str, Path] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, samples_dir: Path, demo_root: Path) -> "VideoIndex":
+        manifests = [samples_dir / "samples.tsv"]
+        try:
+            spec = json.loads((demo_root / BUNDLE_FILE).read_text())
+            manifests += [demo_root / rel for splits in spec.get("corpora", {}).values() for rel in splits.values()]
+        except (OSError, json.JSONDecodeError):
+            pass  # no demo set: only the shipped samples have videos
+        return cls(manifests)
+
+    def find(self, sample_id: str) -> Path | None:
+        with self._lock:
+            if self._index is None:
+                self._index = {}
+                for manifest in self._manifests:
+                    try:
+                        rows = read_manifest(manifest, check_files=False).rows
+                    except ManifestError:
+                        continue
+                    self._index.update({row.id: row.video_path for row in rows})
+        path = self._index.get(str(sample_id))
+        return path if path is not None and path.is_file() else None
+
+
+class EpochCache:
+    """Each epoch's predictions of a run, loaded once per file version, for the per-sample history."""
+
+    def __init__(self):
+        self._frames: dict[tuple[str, int, int], pd.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    def history(self, run_dir: Path, sample_id: str) -> pd.DataFrame:
+        rows = []
+        for epoch in list_epochs(run_dir):
+            path = run_dir / f"predictions_epoch{epoch}.jsonl"
+            key = (str(path), epoch, path.stat().st_mtime_ns)
+            with self._lock:
+                if key not in self._frames:
+                    self._frames[key] = sentence_scores(load_predictions(run_dir, epoch=epoch)).set_index("id", drop=False)
+                frame = self._frames[key]
+            if sample_id in frame.index:
+                hit = frame.loc[sample_id]
+                hit = hit.iloc[0] if isinstance(hit, pd.DataFrame) else hit
+                rows.append({"epoch": epoch, "prediction": hit["prediction"],
+                             "sentence_bleu": round(float(hit["sentence_bleu"]), 2),
+                             "sentence_chrf": round(float(hit["sentence_chrf"]), 2)})
+        return pd.DataFrame(rows, columns=["epoch", "prediction", "sentence_bleu", "sentence_chrf"])
+
+
+def collapse_outputs(df: pd.DataFrame, run_dir: Path | None):
+    """Verdict (markdown), figures table, generic predictions table, rank/frequency plot, figures-by-epoch plot."""
+    report = collapse_report(df)
+    verdict = f"### Mode collapse: **{report.verdict}**\n" + "\n".join(f"- {r}" for r in report.reasons + report.notes)
+    figures = pd.DataFrame([{"figure": k, "value": v if not isinstance(v, float) else round(v, 4)}
+                            for k, v in report.figures.items() if v is not None and not k.startswith("ref_")])
+    generic = pd.DataFrame(report.generic_details, columns=["text", "inputs", "correct_for", "in_references"])
+    by_epoch = None
+    if run_dir is not None and len(list_epochs(run_dir)) > 0:
+        table = collapse_by_epoch(run_dir)
+        metrics = [c for c in ("bleu", "chrf", "unique_ratio", "top_share", "entropy_norm") if c in table.columns]
+        by_epoch = plot_metric_by_epoch(table, metrics)
+    return verdict, figures, generic, plot_rank_frequency(df), by_epoch
+
+
+def build(state: AppState) -> dict[str, gr.components.Component]:
+    settings = state.settings
+    videos = VideoIndex.for_settings(settings.samples_dir, settings.demo_dir)
+    epochs_cache = EpochCache()
+    source = gr.State(None)  # the loaded run dir or file (a string)
+    with gr.Row():
+        run = gr.Dropdown(choices=list_runs(settings.runs_dir), label="Run (from the runs directory)",
+                          allow_custom_value=True)
+        refresh = gr.Button("↻ Refresh runs", size="sm")
+        epoch = gr.Dropdown(choices=["last"], value="last", label="Epoch", allow_custom_value=True)
+        path = gr.Textbox(label="or a path (run dir or predictions file)")
+        upload = gr.File(label="or upload predictions", file_types=[".jsonl", ".json", ".csv", ".tsv"], type="filepath")
+        load = gr.Button("Open", variant="primary")
+    loaded = gr.Markdown()
+    table = gr.Dataframe(label="Samples (click a row; sort by a column header; search)", interactive=False,
+                         show_search="search", wrap=True, max_height=420)
+    with gr.Row():
+        video = gr.Video(label="Sample video", interactive=False, height=260)
+        history = gr.Dataframe(label="This sample's predictions across epochs", interactive=False, wrap=True)
+    with gr.Accordion("Mode collapse", open=True):
+        verdict = gr.Markdown()
+        with gr.Row():
+            figures = gr.Dataframe(label="Figures", interactive=False)
+            generic = gr.Dataframe(label="Generic predictions (how many inputs each covers)", interactive=False, wrap=True)
+        with gr.Row():
+            rank_plot = gr.Plot(label="Rank / frequency")
+            epoch_plot = gr.Plot(label="Figures by epoch")
+
+    refresh.click(refresh_runs_for(state), None, run, api_name="list_runs", queue=False)
+
+    @user_errors
+    def pick_epochs(run_name):
+        if not run_name:
+            return gr.update(choices=["last"], value="last")
+        run_dir = check_allowed_path(settings.runs_dir / run_name, settings)
+        return gr.update(choices=["last", *map(str, list_epochs(run_dir))], value="last")
+
+    run.change(pick_epochs, run, epoch, api_visibility="private")
+
+    @user_errors
+    def open_predictions(run_name, epoch_choice, typed, uploaded):
+        """Load a run's (or file's) predictions: samples table, collapse panel."""
+        chosen = uploaded or (typed or "").strip() or (str(settings.runs_dir / run_name) if run_name else "")
+        if not chosen:
+            raise InvalidArgumentError("choose a run, type a path or upload a predictions file")
+        target = check_allowed_path(chosen, settings)
+        ep = None if epoch_choice in (None, "", "last") or not target.is_dir() else (
+            "test" if epoch_choice == "test" else int(epoch_choice))
+        df = load_predictions(target, epoch=ep)
+        run_dir = target if target.is_dir() else None
+        outputs = collapse_outputs(df, run_dir)
+        label = f"**{target.name}**" + (f", epoch {ep}" if ep is not None else "") + f": {len(df)} samples"
+        return (label, samples_table(df), str(target), *outputs)
+
+    load.click(open_predictions, [run, epoch, path, upload],
+               [loaded, table, source, verdict, figures, generic, rank_plot, epoch_plot], api_name="load_predictions")
+
+    @user_errors
+    def select_sample(loaded_source, evt: gr.SelectData):
+        """A clicked row: its video (when a manifest knows it) and its predictions across the run's epochs."""
+        row = evt.row_value
+        if not row:
+            return None, pd.DataFrame()
+        sample_id = str(row[0])
+        clip = videos.find(sample_id)
+        run_dir = Path(loaded_source) if loaded_source and Path(loaded_source).is_dir() else None
+        past = epochs_cache.history(run_dir, sample_id) if run_dir else pd.DataFrame()
+        return (str(clip) if clip else None), past
+
+    table.select(select_sample, [source], [video, history], api_visibility="private")
+    return {"run": run}

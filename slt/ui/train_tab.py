@@ -1,0 +1,179 @@
+"""Tab 4, Train: configure a run, preview its exact command, start/stop/resume it, follow its curves and log."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis.collapse import read_metrics_log
+from slt.demo.bundle import BUNDLE_FILE
+from slt.train.config import RECIPES, DecodingConfig, TrainConfig
+from slt.ui.common import user_errors
+from slt.ui.limits import check_admin, check_allowed_path
+from slt.ui.state import AppState
+
+HISTORY_COLUMNS = ["job", "state", "epoch", "step", "best_bleu", "started", "resumes", "run_dir"]
+
+
+def default_fields(demo_root: Path) -> dict:
+    """Form defaults: the demo set's domain-B features and zero-shot encoder, so a tiny real run works offline."""
+    try:
+        spec = json.loads((demo_root / BUNDLE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"train_features": "", "val_features": "", "base_encoder": "", "decoder": TrainConfig.decoder,
+                "tokenizer": TrainConfig.tokenizer, "asset_cards": ""}
+    features = spec.get("features", {}).get("B", {})
+    return {
+        "train_features": str(demo_root / features.get("train", "")) if features.get("train") else "",
+        "val_features": str(demo_root / features.get("val", "")) if features.get("val") else "",
+        "base_encoder": str(demo_root / spec["files"]["encoder_zero_shot"]),
+        "decoder": spec["decoder"], "tokenizer": spec["tokenizer"],
+        "asset_cards": str(demo_root / spec["files"]["decoder_cards"]),
+    }
+
+
+def curves_figure(run_dir: Path) -> go.Figure:
+    """Training loss by step (left axis) and validation BLEU by epoch (right axis), from metrics.jsonl."""
+    log = read_metrics_log(run_dir)
+    fig = go.Figure()
+    if not log.empty and "train_loss" in log.columns:
+        steps = log.dropna(subset=["train_loss"])
+        fig.add_trace(go.Scatter(x=steps["step"], y=steps["train_loss"], mode="lines", name="train loss"))
+    if not log.empty and "bleu" in log.columns:
+        epochs = log.dropna(subset=["bleu"])
+        fig.add_trace(go.Scatter(x=epochs["step"], y=epochs["bleu"], mode="lines+markers", name="val BLEU",
+                                 yaxis="y2", text=[f"epoch {e}" for e in epochs["epoch"]]))
+    fig.update_layout(title="Live training curves", xaxis_title="step", yaxis_title="loss",
+                      yaxis2={"title": "BLEU", "overlaying": "y", "side": "right"}, legend={"orientation": "h"},
+                      height=360)
+    return fig
+
+
+def build(state: AppState) -> dict[str, gr.components.Component]:
+    settings = state.settings
+    jobs = state.jobs
+    defaults = default_fields(settings.demo_dir)
+    if settings.launcher_locked:
+        gr.Markdown("🔒 The launcher is locked" + (": enter the admin token to start, stop or resume runs."
+                                                   if settings.admin_token else " on this public Space (no SLT_ADMIN_TOKEN set)."))
+    with gr.Row():
+        with gr.Column(scale=1):
+            name = gr.Textbox(label="Run name (folder under the runs directory)", value="ui-run")
+            recipe = gr.Dropdown(choices=list(RECIPES), value="sonar-finetune", label="Recipe")
+            train_features = gr.Textbox(label="Training features manifest (features.tsv)", value=defaults["train_features"])
+            val_features = gr.Textbox(label="Validation features manifest", value=defaults["val_features"])
+            base_encoder = gr.Textbox(label="Base encoder checkpoint (empty: the official zero-shot encoder)",
+                                      value=defaults["base_encoder"])
+            with gr.Row():
+                epochs = gr.Number(value=2, precision=0, minimum=1, label="Epochs")
+                batch_size = gr.Number(value=8, precision=0, minimum=1, label="Batch size")
+                lr = gr.Number(value=1e-3, label="Learning rate")
+            with gr.Row():
+                max_samples = gr.Number(value=0, precision=0, minimum=0, label="Max samples (0 = all)")
+                device = gr.Dropdown(choices=["auto", "cpu", "cuda"], value="auto", label="Device")
+                beam = gr.Number(value=2, precision=0, minimum=1, label="Eval beam size")
+            with gr.Accordion("Decoder (frozen)", open=False):
+                decoder = gr.Textbox(label="Decoder asset", value=defaults["decoder"])
+                tokenizer = gr.Textbox(label="Tokenizer asset", value=defaults["tokenizer"])
+                asset_cards = gr.Textbox(label="Asset cards YAML (local decoders)", value=defaults["asset_cards"])
+            token = gr.Textbox(label="Admin token", type="password", visible=settings.launcher_locked)
+            with gr.Row():
+                preview_btn = gr.Button("Preview command")
+                start_btn = gr.Button("Start", variant="primary")
+            command = gr.Code(label="Command and config", language="shell", interactive=False)
+        with gr.Column(scale=1):
+            job = gr.Dropdown(choices=[row["job"] for row in jobs.rows()], label="Job", allow_custom_value=True)
+            with gr.Row():
+                stop_btn = gr.Button("Stop (checkpoint and exit)", variant="stop")
+                resume_btn = gr.Button("Resume")
+                refresh_btn = gr.Button("↻")
+            job_status = gr.Markdown()
+            curves = gr.Plot(label="Curves")
+            log_tail = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
+    history = gr.Dataframe(headers=HISTORY_COLUMNS, label="Runs launched from this app (survives restarts)",
+                           interactive=False)
+    timer = gr.Timer(2.0)
+    form = [name, recipe, train_features, val_features, base_encoder, epochs, batch_size, lr, max_samples, device,
+            beam, decoder, tokenizer, asset_cards]
+
+    def make_config(run_name, recipe_name, train_path, val_path, base, n_epochs, batch, rate, limit, dev, beam_size,
+                    decoder_name, tokenizer_name, cards) -> TrainConfig:
+        def allowed(text: str | None) -> str | None:
+            return str(check_allowed_path(text, settings)) if text and text.strip() else None
+
+        return TrainConfig(
+            recipe=recipe_name, train_features=allowed(train_path), val_features=allowed(val_path),
+            base_encoder=allowed(base), decoder=decoder_name or TrainConfig.decoder,
+            tokenizer=tokenizer_name or TrainConfig.tokenizer, asset_cards=allowed(cards), epochs=int(n_epochs or 1),
+            batch_size=int(batch or 1), lr=float(rate), max_samples=int(limit) if limit else None,
+            max_val_samples=int(limit) if limit else None, device=dev or "auto",
+            run_dir=str(settings.runs_dir / (run_name or "")), decoding=DecodingConfig(beam_size=int(beam_size or 1), max_len=64),
+        ).validate()
+
+    @user_errors
+    def preview(*values):
+        """The exact subprocess argv and the config.json it will read."""
+        cfg = make_config(*values)
+        config_path, argv = jobs.prepare(cfg, values[0])
+        return f"{shlex.join(argv)}\n\n# {config_path}\n{json.dumps(cfg.to_dict(), indent=2)}"
+
+    preview_btn.click(preview, form, command, api_name="preview_training")
+
+    @user_errors
+    def start(admin_token, *values):
+        """Start a training run as a subprocess; returns the job name."""
+        check_admin(admin_token, settings)
+        cfg = make_config(*values)
+        started = jobs.start(cfg, values[0])
+        gr.Info(f"Started job '{started.id}' (pid {started.pid}).")
+        return gr.update(choices=[row["job"] for row in jobs.rows()], value=started.id), shlex.join(started.command)
+
+    start_btn.click(start, [token, *form], [job, command], api_name="start_training")
+
+    @user_errors
+    def stop(admin_token, job_id):
+        """SIGTERM the job: the trainer saves last.pt and writes status 'stopped'."""
+        check_admin(admin_token, settings)
+        if not job_id:
+            raise gr.Error("choose a job to stop")
+        return f"job **{job_id}**: {jobs.stop(job_id, wait_s=1.0)} (stopping: it checkpoints, then exits)"
+
+    stop_btn.click(stop, [token, job], job_status, api_name="stop_training")
+
+    @user_errors
+    def resume(admin_token, job_id):
+        """Continue a stopped run from last.pt (`--resume`)."""
+        check_admin(admin_token, settings)
+        if not job_id:
+            raise gr.Error("choose a job to resume")
+        resumed = jobs.resume(job_id)
+        return f"job **{job_id}** resumed (pid {resumed.pid}, resume #{resumed.resumes})"
+
+    resume_btn.click(resume, [token, job], job_status, api_name="resume_training")
+
+    @user_errors
+    def poll(job_id):
+        """Status, curves, log tail and the history table; called by the timer every 2 s."""
+        rows = jobs.rows()
+        table = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+        if not job_id:
+            return "No job selected.", None, "", table
+        match = next((row for row in rows if row["job"] == job_id), None)
+        if match is None:
+            return f"No job named '{job_id}'.", None, "", table
+        status = jobs.status(jobs.get(job_id))
+        text = (f"job **{job_id}** · state **{match['state']}** · epoch {status.get('epoch', '–')} · "
+                f"step {status.get('step', '–')} · best BLEU {status.get('best_bleu', '–')}"
+                + (f" · {status['message']}" if status.get("message") else ""))
+        return text, curves_figure(Path(match["run_dir"])), jobs.log_tail(job_id), table
+
+    outputs = [job_status, curves, log_tail, history]
+    refresh_btn.click(poll, job, outputs, api_name="job_status")
+    job.change(poll, job, outputs, api_visibility="private")
+    timer.tick(poll, job, outputs, api_visibility="private", queue=False, show_progress="hidden")
+    return {"job": job}

@@ -1,0 +1,111 @@
+"""Tab 1, Translate: a clip (upload, webcam or example) -> the crop the model sees, translations, timings."""
+
+from __future__ import annotations
+
+import csv
+import html
+from dataclasses import replace
+from pathlib import Path
+
+import gradio as gr
+
+from slt.text import FLORES200_LANGUAGES
+from slt.ui.common import engine_progress, timings_rows, user_errors
+from slt.ui.limits import check_upload
+from slt.ui.state import AppState
+
+
+def sample_clips(samples_dir: Path) -> list[tuple[Path, str]]:
+    """(clip, label) of the shipped sample clips, from samples.tsv when present."""
+    index = samples_dir / "samples.tsv"
+    if index.is_file():
+        with index.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        return [(samples_dir / row["video_path"], f"{row.get('domain', '')}: “{row['translation']}”")
+                for row in rows if (samples_dir / row["video_path"]).is_file()]
+    return [(path, path.stem) for path in sorted(samples_dir.glob("*.mp4"))]
+
+
+def session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "api"
+
+
+def decoding_options(beam_size: int, max_len: int, no_repeat: int):
+    from slt.text import DecodingOptions
+
+    return DecodingOptions(beam_size=int(beam_size), max_len=int(max_len), no_repeat_ngram_size=int(no_repeat))
+
+
+def translations_html(translations: dict[str, dict[str, str]]) -> str:
+    """Every (encoder, language) translation, escaped."""
+    rows = []
+    for encoder, by_language in translations.items():
+        for language, text in by_language.items():
+            rows.append(f"<div class='slt-translation'><b>{html.escape(encoder)}</b> · <code>{html.escape(language)}</code>: "
+                        f"<span class='slt-text'>{html.escape(text)}</span></div>")
+    return "\n".join(rows)
+
+
+def summary_markdown(result) -> str:
+    crop = "centre crop (no signer found)" if result.used_center_crop else f"signer box {list(result.box)}"
+    return (f"{crop} · face in {result.faces_found}/{result.frames_sampled} sampled frames · "
+            f"features {list(result.feature_shape)} · device **{result.device}** ({result.dtype}) · "
+            f"model set **{result.model_set}**")
+
+
+def build(state: AppState) -> dict[str, gr.components.Component]:
+    """Lay out the tab (inside a gr.Blocks context) and wire its events; returns components the app updates."""
+    settings = state.settings
+    with gr.Row():
+        with gr.Column(scale=1):
+            video = gr.Video(label="Signed clip", sources=["upload", "webcam"],
+                             webcam_options=gr.WebcamOptions(mirror=False), height=320)
+            samples = sample_clips(settings.samples_dir)
+            if samples:
+                gr.Examples(examples=[[str(path)] for path, _ in samples], inputs=[video],
+                            example_labels=[label for _, label in samples], label="Sample clips")
+            languages = gr.Dropdown(choices=list(FLORES200_LANGUAGES), value=["eng_Latn"], multiselect=True,
+                                    filterable=True, label="Target languages (FLORES-200, type to search)")
+            encoder = gr.Dropdown(choices=[], value=None, label="Encoder", allow_custom_value=True)
+            with gr.Accordion("Preprocessing and decoding", open=False):
+                center_crop = gr.Checkbox(value=False, label="Use a centre crop when no signer is found")
+                beam_size = gr.Slider(1, 10, value=5, step=1, label="Beam size")
+                max_len = gr.Slider(8, 256, value=128, step=1, label="Max tokens")
+                no_repeat = gr.Slider(0, 6, value=0, step=1, label="No-repeat n-gram size (0 = off)")
+            gr.Markdown(f"Clips up to {settings.max_upload_mb:g} MB and {settings.max_clip_seconds:g} s.")
+            with gr.Row():
+                run = gr.Button("Translate", variant="primary")
+                cancel = gr.Button("Cancel", variant="stop")
+        with gr.Column(scale=1):
+            output = gr.HTML(label="Translations", value="<em>Translations appear here.</em>")
+            preview = gr.Image(label="What the model sees: first frame with the signer box, then sampled crops",
+                               type="numpy", interactive=False)
+            summary = gr.Markdown()
+            timings = gr.Dataframe(headers=["stage", "seconds"], label="Timings", interactive=False)
+            details = gr.JSON(label="Result (JSON)")
+
+    @user_errors
+    def translate(video_path, languages_chosen, encoder_name, centre, beam, max_tokens, no_repeat_size,
+                  request: gr.Request, progress=gr.Progress()):
+        """Translate one clip with one encoder into the chosen languages."""
+        path = check_upload(video_path, settings)
+        engine = state.engine(progress=engine_progress(progress))
+        preprocess = replace(state.preprocess_config(engine), center_crop_fallback=bool(centre))
+        result = engine.translate_batch(
+            [path], list(languages_chosen or ["eng_Latn"]), encoders=[encoder_name] if encoder_name else None,
+            decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess,
+            progress=lambda stage, fraction: progress(fraction, desc=stage), cancel=state.cancel_flag(session_of(request)),
+        )[0]
+        return (translations_html(result.translations), result.preview, summary_markdown(result),
+                timings_rows(result.timings), result.to_dict())
+
+    event = run.click(translate, [video, languages, encoder, center_crop, beam_size, max_len, no_repeat],
+                      [output, preview, summary, timings, details], api_name="translate",
+                      concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
+
+    def stop(request: gr.Request):
+        state.cancel(session_of(request))
+        gr.Info("Cancelling: the translation stops at the next stage.")
+
+    cancel.click(stop, None, None, cancels=[event], api_name="cancel_translation", queue=False)
+    return {"languages": languages, "encoder": encoder}
