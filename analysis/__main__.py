@@ -37,7 +37,11 @@ def _columns(spec: str | None) -> dict[str, str] | None:
 
 
 def _epoch(value: str | None) -> int | str | None:
-    return None if value is None else value if value == "test" else int(value)
+    if value is None or value == "test":
+        return value
+    if not value.isdigit():
+        raise AnalysisError(f"--epoch must be a whole number or 'test', got {value!r}.")
+    return int(value)
 
 
 def _load(path: str, epoch: str | None, args: argparse.Namespace, refs: str | None = None) -> pd.DataFrame:
@@ -59,7 +63,10 @@ def _add_input(p: argparse.ArgumentParser, name: str = "pred") -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Error analysis of translation predictions: scores, mode collapse, system comparison, reports.",
+    )
     parser.add_argument("--columns", help="column names, e.g. reference=tgt,prediction=hyp,id=seg")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -161,9 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except AnalysisError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # e.g. --epoch abc
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -53,8 +53,8 @@ def over_under(
     do not crowd out systematic habits.
     """
     table = production_table(predictions, references, orders)
-    over = table[table["hyp_count"] >= min_count].sort_values(["ratio", "hyp_count"], ascending=[False, False])
-    under = table[table["ref_count"] >= min_count].sort_values(["ratio", "ref_count"], ascending=[True, False])
+    over = table[(table["hyp_count"] >= min_count) & (table["ratio"] > 1)].sort_values(["ratio", "hyp_count"], ascending=[False, False])
+    under = table[(table["ref_count"] >= min_count) & (table["ratio"] < 1)].sort_values(["ratio", "ref_count"], ascending=[True, False])
     return {"over": over.head(top).to_dict("records"), "under": under.head(top).to_dict("records")}
 
 

@@ -33,7 +33,8 @@ def plot_metric_by_epoch(source: str | Path | pd.DataFrame, metrics: Sequence[st
     if table.empty or "epoch" not in table.columns:
         raise AnalysisError("No per-epoch metrics to plot (no metrics.jsonl records with an 'epoch').")
     if metrics is None:
-        metrics = [c for c in ("bleu", "chrf", "val_loss", *sorted(_SHARE_COLUMNS)) if c in table.columns]
+        metrics = [c for c in ("bleu", "chrf", "val_loss", *sorted(_SHARE_COLUMNS))
+                   if c in table.columns and table[c].notna().any()]
     missing = [m for m in metrics if m not in table.columns]
     if missing:
         raise AnalysisError(f"Metric(s) {missing} not in the table; available: {sorted(map(str, table.columns))}.")

@@ -23,6 +23,8 @@ from analysis.plots import plot_buckets, plot_metric_by_epoch, plot_pairwise_sca
 __all__ = ["AnalysisReport", "build_report", "render_html", "write_html_report", "to_jsonable"]
 
 _VERDICT_COLOURS = {"healthy": "#1a7f37", "suspicious": "#9a6700", "collapsed": "#cf222e"}
+_EPOCH_COLUMNS = ("epoch", "verdict", "bleu", "chrf", "unique_ratio", "top_share", "entropy_norm", "distinct_2",
+                  "self_bleu", "embedding_cosine", "train_copy_share", "generic_count")
 _SHOWN_METRICS = ("bleu", "bleu1", "bleu2", "bleu3", "chrf", "rougeL", "wer", "cer")
 
 
@@ -113,7 +115,7 @@ def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}"
+        return f"{v:.4g}" if abs(v) < 1 else f"{v:.2f}"
     return html.escape(str(v))
 
 
@@ -200,8 +202,10 @@ def render_html(report: AnalysisReport) -> str:
              _collapse_section(report.collapse), _metrics_section(report.metrics),
              fig(plot_rank_frequency(report.samples))]
     if report.by_epoch is not None:
-        parts.append("<h2>Across epochs</h2>" + _table(report.by_epoch.drop(columns=["top_text"], errors="ignore").to_dict("records")))
-        parts.append(fig(plot_metric_by_epoch(report.by_epoch)))
+        table = report.by_epoch[[c for c in _EPOCH_COLUMNS if c in report.by_epoch.columns]].dropna(axis=1, how="all")
+        parts.append("<h2>Across epochs</h2>" + _table(table.to_dict("records")))
+        plotted = [c for c in ("bleu", "chrf", "unique_ratio", "top_share", "entropy_norm", "embedding_cosine") if c in table]
+        parts.append(fig(plot_metric_by_epoch(table, plotted)))
     if report.comparison is not None:
         parts.append(_comparison_section(report.comparison, fig))
     worst = report.samples.sort_values("sentence_bleu").head(20)

@@ -113,6 +113,8 @@ def test_wins_examples_buckets_and_ngrams(report) -> None:
     assert sum(b["count_a"] for b in report.score_buckets) == sum(b["count_b"] for b in report.score_buckets) == 80
     over_a = [r["ngram"] for r in report.ngrams["zero"]["over"]]
     assert "teacher bought" in over_a  # the generic sentence's n-grams are over-produced by the collapsed system
+    assert all(r["ratio"] > 1 for r in report.ngrams["zero"]["over"])
+    assert report.ngrams["zero"]["under"] and all(r["ratio"] < 1 for r in report.ngrams["zero"]["under"])
     assert report.ngrams["matched"]["b_better"] and all(r["ratio"] < 1 for r in report.ngrams["matched"]["b_better"])
     assert json.loads(json.dumps(report.to_dict()))["names"] == ["zero", "ft"]
 
