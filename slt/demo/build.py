@@ -67,7 +67,15 @@ def _step(name: str):
 def build(root: Path, recipe: DemoRecipe | None = None, force: bool = False) -> Path:
     """Build the bundle into `root`; returns the path of demo.json."""
     recipe = recipe or DemoRecipe()
-    root = Path(root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest and makes the build reproducible
+    try:
+        return _build(Path(root), recipe, force)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(root: Path, recipe: DemoRecipe, force: bool) -> Path:
     if force and root.exists():
         shutil.rmtree(root)
     work = root / "work"
