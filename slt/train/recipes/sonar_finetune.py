@@ -90,6 +90,11 @@ class SonarFinetuneRecipe(Recipe):
 
     def loss(self, model: nn.Module, batch: FeatureBatch, cfg: TrainConfig) -> tuple[Tensor, int]:
         embeddings = model(batch.features, batch.padding_mask)
+        if not torch.isfinite(embeddings).all():
+            # NaN inputs or a diverged encoder: report a non-finite loss so the trainer stops naming the step
+            # (the decoder itself refuses non-finite embeddings).
+            n_tokens = sum(len(seq) - 2 for seq in self._decoder().tokenize(batch.texts, cfg.target_lang))
+            return embeddings.sum() * float("nan"), n_tokens
         total, n_tokens = self._decoder().teacher_forced_loss(
             embeddings.float(), batch.texts, cfg.target_lang, label_smoothing=cfg.label_smoothing)
         return total / max(n_tokens, 1), n_tokens
