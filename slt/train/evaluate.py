@@ -76,6 +76,10 @@ def collapse_figures(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     except ImportError:
         return None
     report = collapse_report(pd.DataFrame(rows))
+    import dataclasses
+
+    if dataclasses.is_dataclass(report):
+        report = dataclasses.asdict(report)
     return json.loads(json.dumps(report, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
