@@ -147,7 +147,14 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             rank_plot = gr.Plot(label="Rank / frequency")
             epoch_plot = gr.Plot(label="Figures by epoch")
 
-    refresh.click(refresh_runs_for(state), None, run, api_name="list_runs", queue=False)
+    refresh.click(refresh_runs_for(state), None, run, api_visibility="private", queue=False)
+
+    def runs() -> list[str]:
+        """Names of the runs with predictions (what the Run dropdown offers)."""
+        return list_runs(settings.runs_dir)
+
+    runs_out = gr.JSON(visible=False)
+    gr.Button(visible=False).click(runs, None, runs_out, api_name="list_runs", queue=False)
 
     @user_errors
     def pick_epochs(run_name):

@@ -26,7 +26,8 @@ def user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except USER_ERRORS as error:
-            raise gr.Error(f"{type(error).__name__}: {error}", duration=None) from error
+            # Escaped: the message is rendered as HTML, and paths or texts may hold '<'.
+            raise gr.Error(html.escape(f"{type(error).__name__}: {error}"), duration=None, print_exception=False) from error
         except Exception as error:  # a bug: log it whole, tell the user what failed
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"Internal error in {fn.__name__}: {error!r}", duration=None) from error

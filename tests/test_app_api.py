@@ -1,0 +1,269 @@
+"""The app through its API (gradio_client) against the real launched app on the demo model set, offline, on CPU."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import plotly.io
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from _app_fixtures import (
+    ADMIN_TOKEN, SAMPLES, app_settings, app_subprocess, collapsed_rows, free_port, launched_app, wait_ready,
+    write_long_video, write_noise_video, write_predictions,
+)
+
+
+@pytest.fixture(scope="module")
+def app(demo_bundle_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    settings = app_settings(demo_bundle_dir, runs, free_port())
+    with launched_app(settings) as (url, state):
+        yield url, state, Client(url, verbose=False)
+
+
+def _values(array) -> np.ndarray:
+    """Plot data as numbers (plotly sends arrays base64-encoded as {"dtype", "bdata"})."""
+    if isinstance(array, dict) and "bdata" in array:
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
+
+
+def _translate(client, clip, encoder="fine-tuned", beam=2, max_len=32):
+    return client.predict(handle_file(str(clip)), ["eng_Latn"], encoder, False, beam, max_len, 0, api_name="/translate")
+
+
+def test_translate_shipped_clip_matches_the_engine(app):
+    from slt.engine import TranslationEngine
+    from slt.text import DecodingOptions
+
+    _, state, client = app
+    clip = SAMPLES / "instructional_1.mp4"
+    text_html, preview, summary, timings, details = _translate(client, clip)
+    engine = state.loader.wait()
+    expected = engine.translate(clip, ["eng_Latn"], encoders=["fine-tuned"], preprocess=state.preprocess_config(engine),
+                                decoding=DecodingOptions(beam_size=2, max_len=32))
+    text = expected.translations["fine-tuned"]["eng_Latn"]
+    assert text.strip()
+    assert details["translations"] == {"fine-tuned": {"eng_Latn": text}}
+    assert html.escape(text) in text_html
+    assert details["box"] == list(expected.box) and details["faces_found"] == expected.faces_found > 0
+    stages = {row[0] for row in timings["data"]}
+    assert {"preprocess", "signhiera", "encoder:fine-tuned", "decode"} <= stages
+    assert "device **cpu**" in summary and "model set **demo**" in summary
+    image = cv2.imread(preview)  # the crop strip the model sees: first frame with the box + sampled crops
+    assert image is not None and image.shape[:2] == expected.preview.shape[:2]
+    # One engine (one copy of the models) serves every request of the process.
+    assert list(TranslationEngine._shared.values()) == [engine]
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("noise", "NoSignerError"),
+    ("text", "VideoReadError"),
+    ("long", "VideoTooLongError"),
+])
+def test_bad_clips_get_specific_messages(app, tmp_path, case, expected):
+    _, _, client = app
+    if case == "noise":
+        clip = write_noise_video(tmp_path / "noise.mp4")
+    elif case == "text":
+        clip = tmp_path / "notes.mp4"
+        clip.write_text("this is not a video\n" * 50)
+    else:
+        clip = SAMPLES / "studio_1.mp4"  # 3.2 s, the app allows 3 s
+    with pytest.raises(AppError) as caught:
+        _translate(client, clip)
+    assert expected in str(caught.value)
+    if case == "long":
+        assert "3" in str(caught.value)
+
+
+def test_too_large_upload_is_refused(app):
+    from slt.errors import VideoTooLongError
+    from slt.ui.limits import check_upload
+
+    _, state, client = app
+    big = SAMPLES / "instructional_3.mp4"  # 523 KB, the app allows 0.5 MB
+    with pytest.raises(Exception) as caught:  # gradio refuses it at upload, before any work
+        _translate(client, big)
+    assert "size" in str(caught.value).lower() or "large" in str(caught.value).lower()
+    with pytest.raises(VideoTooLongError, match="0.5 MB"):  # and our own check says why
+        check_upload(big, state.settings)
+
+
+def test_compare_clip_computes_features_once(app):
+    _, state, client = app
+    clip = SAMPLES / "instructional_2.mp4"
+    body, preview, timings = client.predict(handle_file(str(clip)), "zero-shot", "fine-tuned", "eng_Latn",
+                                            api_name="/compare_clip")
+    engine = state.loader.wait()
+    expected = engine.translate(clip, ["eng_Latn"], encoders=["zero-shot", "fine-tuned"],
+                                preprocess=state.preprocess_config(engine))
+    for label in ("zero-shot", "fine-tuned"):
+        assert html.escape(expected.translations[label]["eng_Latn"]) in body
+    assert "slt-diff" in body
+    stages = [row[0] for row in timings["data"]]
+    assert stages.count("signhiera") == 1 and {"encoder:zero-shot", "encoder:fine-tuned"} <= set(stages)
+    with pytest.raises(AppError, match="two different encoders"):
+        client.predict(handle_file(str(clip)), "zero-shot", "zero-shot", "eng_Latn", api_name="/compare_clip")
+
+
+def test_compare_on_evaluation_split(app, demo_bundle_dir):
+    from slt.data.features import read_features_manifest
+    from slt.ui.split_eval import evaluation_splits
+
+    _, _, client = app
+    splits = evaluation_splits("demo", demo_bundle_dir)
+    label = next(iter(splits))
+    assert label.startswith("test") and "domain B" in label
+    n = len(read_features_manifest(splits[label]))
+    started = time.perf_counter()
+    table, wins, scatter, buckets, examples = client.predict(label, "zero-shot", "fine-tuned", api_name="/compare_split")
+    first = time.perf_counter() - started
+    metrics = {row[0]: row for row in table["data"]}
+    assert set(metrics) == {"bleu", "chrf", "rougeL", "wer", "length_ratio"}
+    assert table["headers"][:3] == ["metric", "zero-shot", "fine-tuned"]
+    p_columns = [i for i, h in enumerate(table["headers"]) if h.startswith("p (")]
+    assert len(p_columns) == 2 and all(0.0 <= metrics["bleu"][i] <= 1.0 for i in p_columns)
+    assert f"**{n} samples**" in wins
+    counts = [int(x) for x in wins.split("better on ")[1:] for x in [x.split(",")[0]]]
+    ties = int(wins.split("ties ")[1].rstrip("."))
+    assert sum(counts) + ties == n
+    figure = plotly.io.from_json(scatter["plot"])
+    assert len(_values(figure.data[0].x)) == n  # one point per sample
+    # Results are cached per split: the second comparison reuses both systems' predictions.
+    started = time.perf_counter()
+    again = client.predict(label, "zero-shot", "fine-tuned", api_name="/compare_split")
+    assert again[0] == table and time.perf_counter() - started < first
+    with pytest.raises(AppError, match="no evaluation split"):
+        client.predict("no such split", "zero-shot", "fine-tuned", api_name="/compare_split")
+
+
+def test_compare_two_prediction_files(app):
+    _, state, client = app
+    rows = collapsed_rows()
+    perfect = [{**r, "prediction": r["reference"]} for r in rows]
+    path_a = write_predictions(state.settings.runs_dir / "cmp_perfect", 1, perfect)
+    path_b = write_predictions(state.settings.runs_dir / "cmp_collapsed", 1, rows)
+    table, wins, _, _, examples = client.predict(None, None, str(path_a), str(path_b), api_name="/compare_files")
+    bleu = next(row for row in table["data"] if row[0] == "bleu")
+    assert bleu[1].startswith("100.00")  # A is the references themselves
+    assert "better on 20" in wins and "ties 4" in wins  # B only matches on its 4 non-generic samples
+    assert all(row[0] == "cmp_perfect/predictions_epoch1.jsonl" for row in examples["data"])
+
+
+def test_load_predictions_table_and_collapse_panel(app, tmp_path):
+    _, state, client = app
+    run = state.settings.runs_dir / "collapsed_run"
+    rows = collapsed_rows()
+    write_predictions(run, 1, [{**r, "prediction": "the man is happy"} for r in rows])
+    write_predictions(run, 2, rows)
+    assert "collapsed_run" in client.predict(api_name="/list_runs")
+    label, table, verdict, figures, generic, rank_plot, epoch_plot = client.predict(  # (the State output is not sent)
+        "collapsed_run", "last", "", None, api_name="/load_predictions")
+    assert "24 samples" in label and len(table["data"]) == 24
+    columns = table["headers"]
+    assert columns == ["id", "reference", "prediction", "sentence_bleu", "sentence_chrf", "ref_len", "hyp_len"]
+    by_id = {row[0]: dict(zip(columns, row)) for row in table["data"]}
+    assert by_id["s023"]["sentence_bleu"] == 100.0 and by_id["s000"]["sentence_bleu"] < 20
+    assert "collapsed" in verdict
+    assert generic["data"][0][:2] == ["the man is happy", 20]
+    by_epoch = plotly.io.from_json(epoch_plot["plot"])  # figures by epoch, one point per epoch
+    assert by_epoch.data and all(list(_values(trace.x)) == [1, 2] for trace in by_epoch.data)
+    # An uploaded file (from outside the allowed folders: gradio copies it into its upload dir).
+    upload = write_predictions(tmp_path / "elsewhere", 5, rows[:10])
+    label, table, *_ = client.predict("", "last", "", handle_file(str(upload)), api_name="/load_predictions")
+    assert len(table["data"]) == 10
+
+
+@pytest.mark.parametrize("typed", ["/etc/passwd", "../../../../etc/hostname", "escape_link"])
+def test_paths_outside_allowed_dirs_are_refused(app, typed):
+    _, state, client = app
+    link = state.settings.runs_dir / "escape_link"
+    if not link.exists():
+        link.symlink_to("/etc")  # a link inside the runs dir must not open the rest of the disk
+    with pytest.raises(AppError, match="outside the directories this app may read"):
+        client.predict("", "last", typed, None, api_name="/load_predictions")
+    with pytest.raises(AppError, match="PathNotAllowedError"):
+        client.predict(None, None, typed, typed, api_name="/compare_files")
+
+
+def _form(demo_dir: Path, name: str, epochs: int) -> list:
+    from slt.ui.train_tab import default_fields
+
+    d = default_fields(demo_dir)
+    return [name, "sonar-finetune", d["train_features"], d["val_features"], d["base_encoder"], epochs, 4, 1e-3, 8, "cpu",
+            2, d["decoder"], d["tokenizer"], d["asset_cards"]]
+
+
+def _wait(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+    return value
+
+
+def test_training_start_stop_resume_and_browse(app):
+    _, state, client = app
+    form = _form(state.settings.demo_dir, "tiny-ui-run", 12)
+    preview = client.predict(*form, api_name="/preview_training")
+    assert preview.startswith(f"{sys.executable} -m slt train --config ") and '"epochs": 12' in preview
+    with pytest.raises(AppError, match="AccessDeniedError"):
+        client.predict("wrong", *form, api_name="/start_training")
+    job, command = client.predict(ADMIN_TOKEN, *form, api_name="/start_training")
+    assert job["value"] == "tiny-ui-run" and command.endswith("config.json")  # (a dropdown update: new choices)
+    run_dir = state.settings.runs_dir / "tiny-ui-run"
+    with pytest.raises(AppError, match="already running|limit is 1"):  # one job at a time
+        client.predict(ADMIN_TOKEN, *_form(state.settings.demo_dir, "second-run", 2), api_name="/start_training")
+    _wait(lambda: (run_dir / "predictions_epoch1.jsonl").exists(), 120, "the first epoch")
+    stopped = client.predict(ADMIN_TOKEN, "tiny-ui-run", api_name="/stop_training")
+    assert "tiny-ui-run" in stopped
+    _wait(lambda: state.jobs.state(state.jobs.get("tiny-ui-run")) == "stopped", 60, "a graceful stop")
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "stopped" and (run_dir / "last.pt").exists() and status["epoch"] < 12
+    text, curves, log_tail, history = client.predict("tiny-ui-run", api_name="/job_status")
+    assert "state **stopped**" in text and "SIGTERM" in log_tail
+    assert plotly.io.from_json(curves["plot"]).data[0].name == "train loss"
+    assert history["data"][0][:2] == ["tiny-ui-run", "stopped"]
+    # The registry survives an app restart: a fresh manager reads the same history.
+    from slt.ui.jobs import JobManager
+
+    assert JobManager(state.settings.runs_dir).rows()[0]["state"] == "stopped"
+    resumed = client.predict(ADMIN_TOKEN, "tiny-ui-run", api_name="/resume_training")
+    assert "resumed" in resumed
+    _wait(lambda: state.jobs.state(state.jobs.get("tiny-ui-run")) == "finished", 150, "the resumed run to finish")
+    assert (run_dir / "predictions_epoch12.jsonl").exists()
+    # The finished run appears in the predictions browser with its predictions.
+    assert "tiny-ui-run" in client.predict(api_name="/list_runs")
+    label, table, *_ = client.predict("tiny-ui-run", "last", "", None, api_name="/load_predictions")
+    assert "8 samples" in label and len(table["data"]) == 8
+
+
+def test_app_stays_responsive_during_a_translation_and_cancel_stops_it(demo_bundle_dir, tmp_path):
+    """`python app.py` as a real process: a browse request answers while a long translation runs; cancel stops it."""
+    port = free_port()
+    long_clip = write_long_video(tmp_path / "long.mp4")
+    env = {"SLT_DEMO_DIR": str(demo_bundle_dir), "SLT_RUNS_DIR": str(tmp_path / "runs")}
+    write_predictions(tmp_path / "runs" / "r1", 1, collapsed_rows())
+    with app_subprocess(port, env, tmp_path / "app.log") as url:
+        client, other = Client(url, verbose=False), Client(url, verbose=False)
+        wait_ready(client)
+        job = client.submit(handle_file(str(long_clip)), ["eng_Latn"], "zero-shot", False, 2, 32, 0, api_name="/translate")
+        _wait(lambda: job.status().code.name in ("PROCESSING", "PROGRESS"), 60, "the translation to start")
+        started = time.perf_counter()
+        label, table, *_ = other.predict("r1", "last", "", None, api_name="/load_predictions")
+        answered = time.perf_counter() - started
+        assert len(table["data"]) == 24 and answered < 10
+        assert not job.done(), "the translation ended before the other request was answered; use a longer clip"
+        client.predict(api_name="/cancel_translation")
+        _wait(job.done, 60, "the cancelled translation to end")
+        assert job.status().code.name == "CANCELLED" or "cancelled" in str(job.exception()).lower()
