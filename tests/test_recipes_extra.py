@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -47,8 +48,7 @@ def make_cfg(corpus: dict[str, Path], recipe: str, **overrides) -> TrainConfig:
                       t5_model="tiny", lr=3e-3, label_smoothing=0.0, bridge_queries=4, warmup_epochs=0,
                       scratch_d_model=64, scratch_heads=4, scratch_ff=128, scratch_layers=2, batch_size=6,
                       device="cpu")
-    cfg.decoding.beam_size = 2
-    cfg.decoding.max_len = 16
+    cfg.decoding = dataclasses.replace(cfg.decoding, beam_size=2, max_len=16)
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg.validate()
@@ -232,9 +232,7 @@ def test_decoding_options_reach_generation(corpus):
     torch.manual_seed(1)
     model = recipe.build(cfg, CPU)
     batch = full_batch(corpus["manifest"])
-    cfg.decoding.no_repeat_ngram_size = 1
-    cfg.decoding.beam_size = 1
-    cfg.decoding.max_len = 12
+    cfg.decoding = dataclasses.replace(cfg.decoding, no_repeat_ngram_size=1, beam_size=1, max_len=12)
     states = model.bridge_states(batch.features, batch.padding_mask)
     from transformers.modeling_outputs import BaseModelOutput
 
@@ -243,7 +241,7 @@ def test_decoding_options_reach_generation(corpus):
     for row in ids[:, 1:].tolist():  # after the start token: no token twice (eos/pad padding aside)
         tokens = [t for t in row if t > 1]
         assert len(tokens) == len(set(tokens)), row
-    cfg.decoding.sampling, cfg.decoding.temperature = True, 1.5
+    cfg.decoding = dataclasses.replace(cfg.decoding, sampling=True, temperature=1.5)
     assert recipe.predict(model, batch, cfg) == recipe.predict(model, batch, cfg)  # seeded sampling
 
 

@@ -13,26 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from slt.errors import TrainingError
+from slt.errors import DecodingOptionsError, TrainingError
+from slt.text.options import DecodingOptions
 from slt.utils.io import atomic_write_json
 
 RECIPES = ("sonar-finetune", "t5-bridge", "scratch")
 SCHEDULERS = ("cosine", "plateau")
+# Decoding fields without a flag of their own: `--seed` is the run's seed, which also seeds sampling.
+CONFIG_OWNED_DECODING = ("seed",)
 
 
-@dataclass
-class DecodingConfig:
-    """Decoding settings; they matter for mode collapse and run-on output, so every one is selectable."""
-
-    beam_size: int = 5
-    max_len: int = 128
-    len_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    repetition_penalty: float = 1.0
-    sampling: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+# One dataclass serves inference and training: a run's decoding settings are the user-facing DecodingOptions
+# (validated on construction). The old name stays as an alias for callers that still use it.
+DecodingConfig = DecodingOptions
 
 
 @dataclass
@@ -68,7 +61,7 @@ class TrainConfig:
     max_val_samples: int | None = None
     eval_every: int = 1
     early_stop_patience: int = 25
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)  # seed None: sampling uses `seed`
     bridge_queries: int = 8
     t5_model: str = "t5-small"
     t5_init: str = "pretrained"  # t5-bridge: "pretrained" (local folder / HF cache) or "random"
@@ -108,8 +101,8 @@ class TrainConfig:
             problems.append("warmup_epochs, min_lr and clip_grad must be >= 0")
         if self.max_samples is not None and self.max_samples < 1:
             problems.append(f"max_samples must be >= 1, got {self.max_samples}")
-        if self.decoding.beam_size < 1 or self.decoding.max_len < 1:
-            problems.append("decoding.beam_size and decoding.max_len must be >= 1")
+        if not isinstance(self.decoding, DecodingOptions):
+            problems.append(f"decoding must be a DecodingOptions, got {type(self.decoding).__name__}")
         if problems:
             raise TrainingError("Bad training config: " + "; ".join(problems))
         return self
@@ -130,14 +123,18 @@ class TrainConfig:
         if unknown:
             raise TrainingError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
         decoding = data.pop("decoding", None) or {}
-        if isinstance(decoding, DecodingConfig):
+        if isinstance(decoding, DecodingOptions):
             decoding = dataclasses.asdict(decoding)
-        dec_known = {f.name for f in dataclasses.fields(DecodingConfig)}
+        dec_known = {f.name for f in dataclasses.fields(DecodingOptions)}
         bad = sorted(set(decoding) - dec_known)
         if bad:
             raise TrainingError(f"{source}: unknown decoding field(s) {bad}; known: {sorted(dec_known)}")
         try:
-            return cls(**data, decoding=DecodingConfig(**decoding))
+            options = DecodingOptions(**decoding)
+        except DecodingOptionsError as error:
+            raise TrainingError(f"{source}: bad decoding setting: {error}") from error
+        try:
+            return cls(**data, decoding=options)
         except TypeError as error:
             raise TrainingError(f"{source}: {error}") from error
 
@@ -196,8 +193,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         group.add_argument(_flag(f.name), dest=f"cfg_{f.name}", type=_arg_type(hints[f.name]), default=None,
                            metavar=f.name.upper())
-    dec_hints = get_type_hints(DecodingConfig)
-    for f in dataclasses.fields(DecodingConfig):
+    dec_hints = get_type_hints(DecodingOptions)
+    for f in dataclasses.fields(DecodingOptions):
+        if f.name in CONFIG_OWNED_DECODING:
+            continue
         group.add_argument(_flag(f.name), dest=f"dec_{f.name}", type=_arg_type(dec_hints[f.name]), default=None,
                            metavar=f.name.upper())
 
@@ -219,8 +218,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
     return TrainConfig.from_dict(data).validate()
 
 
-def decoding_options(cfg: TrainConfig):
-    """The config's decoding settings as `slt.text.options.DecodingOptions` (seeded, so sampling reproduces)."""
-    from slt.text.options import DecodingOptions
-
-    return DecodingOptions(**dataclasses.asdict(cfg.decoding), seed=cfg.seed if cfg.decoding.sampling else None)
+def decoding_options(cfg: TrainConfig) -> DecodingOptions:
+    """The run's decoding settings; sampling without its own seed takes the run's `seed`, so it reproduces."""
+    if cfg.decoding.sampling and cfg.decoding.seed is None:
+        return dataclasses.replace(cfg.decoding, seed=cfg.seed)
+    return cfg.decoding

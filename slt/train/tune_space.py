@@ -13,7 +13,8 @@ from typing import Any
 import optuna
 
 from slt.errors import TrainingError
-from slt.train.config import DecodingConfig, TrainConfig
+from slt.text.options import DecodingOptions
+from slt.train.config import TrainConfig
 
 KINDS = ("log", "float", "int", "choice")
 
@@ -57,7 +58,7 @@ class SearchParam:
 
 def _field_type(name: str) -> type:
     """The Python type of a TrainConfig (or decoding.*) field, for parsing choices; TrainingError if unknown."""
-    owner, field_name = (DecodingConfig, name.split(".", 1)[1]) if name.startswith("decoding.") else (TrainConfig, name)
+    owner, field_name = (DecodingOptions, name.split(".", 1)[1]) if name.startswith("decoding.") else (TrainConfig, name)
     defaults = {f.name: f for f in dataclasses.fields(owner)}
     if field_name not in defaults or field_name == "decoding":
         known = sorted(defaults) if owner is TrainConfig else [f"decoding.{k}" for k in sorted(defaults)]

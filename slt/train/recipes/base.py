@@ -67,3 +67,8 @@ class Recipe(ABC):
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """Write deployable artefacts (e.g. the fine-tuned encoder checkpoint); name -> path."""
         return {}
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The recipe's own module inside a DistributedDataParallel wrapper (the trainer may wrap it)."""
+    return getattr(model, "module", model)

@@ -15,13 +15,12 @@ from torch import Tensor, nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from slt.errors import TrainingError
-from slt.train.recipes.base import Recipe
-from slt.train.recipes.seq2seq import generate, shift_right, token_loss
+from slt.train.recipes.base import unwrap
+from slt.train.recipes.seq2seq import Seq2SeqRecipe, Seq2SeqTranslator
 from slt.train.recipes.target_spm import EOS_ID, PAD_ID, TargetTokenizer, ensure_target_spm
 from slt.utils.io import atomic_save
 
 if TYPE_CHECKING:
-    from slt.data.features import FeatureBatch
     from slt.train.config import TrainConfig
 
 SPM_FILE = "target_spm.model"
@@ -50,7 +49,7 @@ def scratch_t5_config(vocab_size: int, cfg: "TrainConfig") -> T5Config:
     )
 
 
-class ScratchTranslator(nn.Module):
+class ScratchTranslator(Seq2SeqTranslator):
     """Features -> text with no pretrained part."""
 
     def __init__(self, input_dim: int, t5_config: T5Config, tokenizer: TargetTokenizer):
@@ -63,12 +62,8 @@ class ScratchTranslator(nn.Module):
     def encoder_inputs(self, features: Tensor, padding_mask: Tensor) -> dict[str, Tensor]:
         return {"inputs_embeds": self.input_proj(features), "attention_mask": (~padding_mask).long()}
 
-    def forward(self, features: Tensor, padding_mask: Tensor, decoder_input_ids: Tensor) -> Tensor:
-        """Teacher-forced logits [B, T, vocab]."""
-        return self.t5(**self.encoder_inputs(features, padding_mask), decoder_input_ids=decoder_input_ids).logits
 
-
-class ScratchRecipe(Recipe):
+class ScratchRecipe(Seq2SeqRecipe):
     name = "scratch"
 
     def build(self, cfg: "TrainConfig", device: torch.device) -> nn.Module:
@@ -83,25 +78,9 @@ class ScratchRecipe(Recipe):
         model = ScratchTranslator(dataset.feature_dim(), scratch_t5_config(tokenizer.vocab_size, cfg), tokenizer)
         return model.to(device)
 
-    def loss(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> tuple[Tensor, int]:
-        labels = _unwrap(model).tokenizer.labels(batch.texts, max_len=cfg.decoding.max_len).to(batch.features.device)
-        logits = model(batch.features, batch.padding_mask, shift_right(labels))
-        return token_loss(logits, labels, cfg.label_smoothing)
-
-    @torch.no_grad()
-    def predict(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> list[str]:
-        inner = _unwrap(model)
-        was_training = inner.training
-        inner.eval()
-        try:
-            ids = generate(inner.t5, cfg.decoding, cfg.seed, **inner.encoder_inputs(batch.features, batch.padding_mask))
-        finally:
-            inner.train(was_training)
-        return inner.tokenizer.decode(ids.cpu())
-
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """The whole translator (weights + T5 config + feature dim) and its vocabulary."""
-        inner = _unwrap(model)
+        inner = unwrap(model)
         run_dir = Path(run_dir)
         path = atomic_save(
             {
@@ -131,7 +110,3 @@ def load_scratch_translator(path: str | Path, device: str | torch.device = "cpu"
     model.load_state_dict(data["model"], strict=True)
     return model.to(device).eval()
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The recipe's own module inside a DistributedDataParallel wrapper (the trainer may wrap it)."""
-    return getattr(model, "module", model)

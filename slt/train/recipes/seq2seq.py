@@ -1,18 +1,62 @@
-"""What the Hugging Face T5-based recipes (t5-bridge, scratch) share: the token loss and decoding settings."""
+"""What the Hugging Face T5-based recipes (t5-bridge, scratch) share: the translator module shape, the token
+loss, decoding settings, and the recipe's loss/predict."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import GenerationConfig
 
+from slt.text.options import DecodingOptions
+from slt.train.recipes.base import Recipe, unwrap
 from slt.train.recipes.target_spm import EOS_ID, IGNORE_INDEX, PAD_ID
 
 if TYPE_CHECKING:
-    from slt.train.config import DecodingConfig
+    from slt.data.features import FeatureBatch
+    from slt.train.config import TrainConfig
+    from slt.train.recipes.target_spm import TargetTokenizer
+
+
+class Seq2SeqTranslator(nn.Module):
+    """Features -> text through a Hugging Face T5 decoder; subclasses say what the decoder cross-attends to.
+
+    Subclasses set `self.t5` (a T5ForConditionalGeneration) and `self.tokenizer` (a TargetTokenizer).
+    """
+
+    t5: nn.Module
+    tokenizer: "TargetTokenizer"
+
+    def encoder_inputs(self, features: Tensor, padding_mask: Tensor) -> dict[str, Any]:
+        """Keyword arguments for `self.t5` / `self.t5.generate` that describe the source side."""
+        raise NotImplementedError
+
+    def forward(self, features: Tensor, padding_mask: Tensor, decoder_input_ids: Tensor) -> Tensor:
+        """Teacher-forced logits [B, T, vocab]."""
+        return self.t5(**self.encoder_inputs(features, padding_mask), decoder_input_ids=decoder_input_ids).logits
+
+
+class Seq2SeqRecipe(Recipe):
+    """Loss and decoding for recipes whose module is a `Seq2SeqTranslator`."""
+
+    def loss(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> tuple[Tensor, int]:
+        labels = unwrap(model).tokenizer.labels(batch.texts, max_len=cfg.decoding.max_len)
+        labels = labels.to(batch.features.device)
+        logits = model(batch.features, batch.padding_mask, shift_right(labels))
+        return token_loss(logits, labels, cfg.label_smoothing)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> list[str]:
+        inner = unwrap(model)
+        was_training = inner.training
+        inner.eval()
+        try:
+            ids = generate(inner.t5, cfg.decoding, cfg.seed, **inner.encoder_inputs(batch.features, batch.padding_mask))
+        finally:
+            inner.train(was_training)
+        return inner.tokenizer.decode(ids.cpu())
 
 
 def shift_right(labels: Tensor) -> Tensor:
@@ -35,8 +79,8 @@ def token_loss(logits: Tensor, labels: Tensor, label_smoothing: float) -> tuple[
     return loss / max(n_tokens, 1), n_tokens
 
 
-def generation_config(decoding: "DecodingConfig") -> GenerationConfig:
-    """Map the run's DecodingConfig onto `transformers` generate: beam search, or sampling when asked."""
+def generation_config(decoding: DecodingOptions) -> GenerationConfig:
+    """Map the run's DecodingOptions onto `transformers` generate: beam search, or sampling when asked."""
     kwargs: dict = dict(
         max_new_tokens=decoding.max_len,
         min_new_tokens=1,  # an immediate eos gives an empty string that scores nothing and hides collapse
@@ -57,13 +101,14 @@ def generation_config(decoding: "DecodingConfig") -> GenerationConfig:
     return GenerationConfig(**kwargs)
 
 
-def generate(model, decoding: "DecodingConfig", seed: int, **inputs) -> Tensor:
-    """`model.generate(**inputs)` with the run's decoding settings; sampling is seeded without touching the
-    caller's RNG stream (so evaluating mid-training does not change the training data order)."""
+def generate(model, decoding: DecodingOptions, seed: int, **inputs) -> Tensor:
+    """`model.generate(**inputs)` with the run's decoding settings; sampling is seeded (`decoding.seed`, else
+    `seed`) without touching the caller's RNG stream (so evaluating mid-training does not change the training
+    data order)."""
     devices = [inputs_device(inputs)] if inputs_device(inputs).type == "cuda" else []
     with torch.random.fork_rng(devices=devices, enabled=decoding.sampling):
         if decoding.sampling:
-            torch.manual_seed(seed)
+            torch.manual_seed(decoding.seed if decoding.seed is not None else seed)
         return model.generate(**inputs, generation_config=generation_config(decoding))
 
 

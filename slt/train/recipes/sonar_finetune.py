@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from slt.data.features import FeatureBatch
 from slt.errors import TrainingError
 from slt.train.config import TrainConfig, decoding_options
-from slt.train.recipes.base import Recipe
+from slt.train.recipes.base import Recipe, unwrap
 
 log = logging.getLogger("slt.train")
 
@@ -70,7 +70,7 @@ class SonarFinetuneRecipe(Recipe):
 
     def on_epoch_start(self, model: nn.Module, epoch: int, cfg: TrainConfig) -> None:
         """`freeze_encoder`: only the projections train until `unfreeze_after` epochs have passed."""
-        module = model.module if hasattr(model, "module") else model
+        module = unwrap(model)
         frozen = cfg.freeze_encoder and (cfg.unfreeze_after is None or epoch <= cfg.unfreeze_after)
         for name, param in module.named_parameters():
             param.requires_grad_(not frozen or any(key in name for key in HEAD_KEYS))
@@ -108,7 +108,7 @@ class SonarFinetuneRecipe(Recipe):
         """The fine-tuned encoder as a checkpoint `slt.models.load_sonar_sign_encoder` (and the engine) loads."""
         from slt.models import save_model_checkpoint
 
-        module = model.module if hasattr(model, "module") else model
+        module = unwrap(model)
         path = Path(run_dir) / "encoder.pt"
         save_model_checkpoint(module.encoder, path)
         return {"encoder": path}

@@ -22,13 +22,12 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
 from slt.errors import CheckpointError, ModelUnavailableError, TrainingError
-from slt.train.recipes.base import Recipe
-from slt.train.recipes.seq2seq import generate, shift_right, token_loss
+from slt.train.recipes.base import unwrap
+from slt.train.recipes.seq2seq import Seq2SeqRecipe, Seq2SeqTranslator
 from slt.train.recipes.target_spm import EOS_ID, PAD_ID, TargetTokenizer, ensure_target_spm
 from slt.utils.io import atomic_save
 
 if TYPE_CHECKING:
-    from slt.data.features import FeatureBatch
     from slt.train.config import TrainConfig
 
 log = logging.getLogger("slt.train")
@@ -131,7 +130,7 @@ class AttentionBridge(nn.Module):
         return self.out_norm(hidden + self.ffn(hidden))
 
 
-class T5BridgeModel(nn.Module):
+class T5BridgeModel(Seq2SeqTranslator):
     """SONAR encoder + bridge + T5 decoder; `encoder.*` parameters are the pretrained sentence encoder."""
 
     def __init__(self, encoder: nn.Module, bridge: AttentionBridge, t5: T5ForConditionalGeneration,
@@ -151,11 +150,10 @@ class T5BridgeModel(nn.Module):
                 embedding = self.encoder.encode(features, padding_mask)
         return self.bridge(embedding.float())
 
-    def forward(self, features: Tensor, padding_mask: Tensor, decoder_input_ids: Tensor) -> Tensor:
-        """Teacher-forced logits [B, T, vocab]."""
+    def encoder_inputs(self, features: Tensor, padding_mask: Tensor) -> dict[str, Any]:
+        """The bridge tokens stand in for T5's (removed) encoder output; all of them are attended to."""
         states = self.bridge_states(features, padding_mask)
-        return self.t5(encoder_outputs=BaseModelOutput(last_hidden_state=states),
-                       attention_mask=_ones_mask(states), decoder_input_ids=decoder_input_ids).logits
+        return {"encoder_outputs": BaseModelOutput(last_hidden_state=states), "attention_mask": _ones_mask(states)}
 
 
 def _ones_mask(states: Tensor) -> Tensor:
@@ -163,7 +161,7 @@ def _ones_mask(states: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ recipe
-class T5BridgeRecipe(Recipe):
+class T5BridgeRecipe(Seq2SeqRecipe):
     name = "t5-bridge"
 
     def build(self, cfg: "TrainConfig", device: torch.device) -> nn.Module:
@@ -216,7 +214,7 @@ class T5BridgeRecipe(Recipe):
         frozen_forever = cfg.freeze_encoder and cfg.unfreeze_after is None
         groups = super().param_groups(model, cfg)
         if frozen_forever:
-            encoder_params = {id(p) for p in _unwrap(model).encoder.parameters()}
+            encoder_params = {id(p) for p in unwrap(model).encoder.parameters()}
             groups = [{**g, "params": [p for p in g["params"] if id(p) not in encoder_params]} for g in groups]
             groups = [g for g in groups if g["params"]]
         return groups
@@ -229,38 +227,19 @@ class T5BridgeRecipe(Recipe):
 
     def on_epoch_start(self, model: nn.Module, epoch: int, cfg: "TrainConfig") -> None:
         """freeze_encoder keeps the SONAR encoder fixed; with unfreeze_after=N it trains from epoch N+1."""
-        encoder = _unwrap(model).encoder
+        encoder = unwrap(model).encoder
         frozen = cfg.freeze_encoder and (cfg.unfreeze_after is None or epoch <= cfg.unfreeze_after)
         was_frozen = not any(p.requires_grad for p in encoder.parameters())
         encoder.requires_grad_(not frozen)
         if was_frozen and not frozen and epoch > 1:
             log.info("epoch %d: unfreezing the SONAR encoder (lr %.3g)", epoch, self.lr_for("encoder.", cfg))
 
-    def loss(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> tuple[Tensor, int]:
-        labels = _unwrap(model).tokenizer.labels(batch.texts, max_len=cfg.decoding.max_len)
-        labels = labels.to(batch.features.device)
-        logits = model(batch.features, batch.padding_mask, shift_right(labels))
-        return token_loss(logits, labels, cfg.label_smoothing)
-
-    @torch.no_grad()
-    def predict(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> list[str]:
-        inner = _unwrap(model)
-        was_training = inner.training
-        inner.eval()
-        try:
-            states = inner.bridge_states(batch.features, batch.padding_mask)
-            ids = generate(inner.t5, cfg.decoding, cfg.seed,
-                           encoder_outputs=BaseModelOutput(last_hidden_state=states), attention_mask=_ones_mask(states))
-        finally:
-            inner.train(was_training)
-        return inner.tokenizer.decode(ids.cpu())
-
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """`encoder.pt` (the fine-tuned SONAR encoder, loadable by slt.models.load_sonar_sign_encoder and the
         engine) and `t5_bridge.pt` (bridge + T5 decoder + configs) next to the run's vocabulary."""
         from slt.models import save_model_checkpoint
 
-        inner = _unwrap(model)
+        inner = unwrap(model)
         run_dir = Path(run_dir)
         encoder_path = save_model_checkpoint(inner.encoder, run_dir / ENCODER_FILE)
         translator = atomic_save(
@@ -315,7 +294,3 @@ def _train_texts(cfg: "TrainConfig") -> list[str]:
         raise TrainingError("the t5-bridge recipe needs train_features to train its SentencePiece vocabulary")
     return FeaturesDataset(cfg.train_features, max_samples=cfg.max_samples).texts
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The recipe's own module inside a DistributedDataParallel wrapper (the trainer may wrap it)."""
-    return getattr(model, "module", model)
