@@ -16,6 +16,8 @@ from slt.demo.bundle import BUNDLE_FILE
 from slt.errors import InvalidArgumentError, ManifestError
 from slt.ui.common import user_errors
 from slt.ui.limits import check_allowed_path
+from slt.ui.media import browser_playable
+from slt.ui.settings import gradio_upload_dir
 from slt.ui.state import AppState
 
 TABLE_COLUMNS = ["id", "reference", "prediction", "sentence_bleu", "sentence_chrf", "ref_len", "hyp_len"]
@@ -193,7 +195,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         clip = videos.find(sample_id)
         run_dir = Path(loaded_source) if loaded_source and Path(loaded_source).is_dir() else None
         past = epochs_cache.history(run_dir, sample_id) if run_dir else pd.DataFrame()
-        return (str(clip) if clip else None), past
+        playable = browser_playable(clip, gradio_upload_dir() / "slt-playable") if clip else None
+        return (str(playable) if playable else None), past
 
     table.select(select_sample, [source], [video, history], api_visibility="private")
     return {"run": run}

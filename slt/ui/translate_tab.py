@@ -78,8 +78,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
                 cancel = gr.Button("Cancel", variant="stop")
         with gr.Column(scale=1):
             output = gr.HTML(label="Translations", value="<em>Translations appear here.</em>")
-            preview = gr.Image(label="What the model sees: first frame with the signer box, then sampled crops",
-                               type="numpy", interactive=False)
+            gr.Markdown("**What the model sees:** the first frame with the signer box, then sampled crops")
+            preview = gr.Image(show_label=False, type="numpy", interactive=False, height=140)
             summary = gr.Markdown()
             timings = gr.Dataframe(headers=["stage", "seconds"], label="Timings", interactive=False)
             details = gr.JSON(label="Result (JSON)")

@@ -1,0 +1,127 @@
+"""The app in a real browser: Playwright drives Debian's chromium through every tab, offline, on CPU.
+
+Screenshots of each tab go to the test's tmp_path (the path is printed) for a human look at the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from _app_fixtures import ADMIN_TOKEN, SAMPLES, app_settings, collapsed_rows, free_port, launched_app, write_predictions
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def app(demo_bundle_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    # A run whose sample ids are the shipped clips', so selecting a row can show the video.
+    rows = collapsed_rows(6)
+    ids = ["instructional_1", "instructional_2", "instructional_3", "studio_1", "studio_2", "studio_3"]
+    rows = [{**row, "id": sample_id} for row, sample_id in zip(rows, ids)]
+    write_predictions(runs / "browse_run", 1, [{**r, "prediction": "the man is happy"} for r in rows])
+    write_predictions(runs / "browse_run", 2, rows)
+    settings = app_settings(demo_bundle_dir, runs, free_port())
+    with launched_app(settings) as (url, state):
+        yield url, state
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(app[0])
+        expect(page.locator("#slt-model-status")).to_contain_text("ready", timeout=120_000)
+        yield page
+        browser.close()
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a Gradio dropdown by its label."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def shot(page: Page, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_translate_tab_translates_a_shipped_example(app, page, tmp_path):
+    from slt.text import DecodingOptions
+
+    _, state = app
+    for tab in ("Translate", "Compare", "Predictions browser", "Train"):
+        expect(page.get_by_role("tab", name=tab)).to_be_visible()
+    page.get_by_role("tab", name="Translate").click()
+    page.get_by_text("The student will wash the car tomorrow.").first.click()  # the example's label
+    expect(page.locator("video").first).to_be_attached()
+    page.get_by_role("button", name="Translate", exact=True).click()
+    shown = page.locator(".slt-text").first
+    expect(shown).not_to_be_empty(timeout=120_000)
+    engine = state.loader.wait()
+    expected = engine.translate(SAMPLES / "instructional_1.mp4", ["eng_Latn"], encoders=["zero-shot"],
+                                preprocess=state.preprocess_config(engine), decoding=DecodingOptions())
+    assert shown.inner_text() == expected.translations["zero-shot"]["eng_Latn"]
+    expect(page.get_by_text("device cpu", exact=False).first).to_be_visible()
+    expect(page.locator("img").first).to_be_visible()  # the crop preview
+    shot(page, tmp_path, "translate")
+
+
+def test_compare_tab_on_the_evaluation_split(page, tmp_path):
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("tab", name="Evaluation split").click()
+    page.get_by_role("button", name="Compare on split").click()
+    expect(page.get_by_text(re.compile(r"better on \d+"))).to_be_visible(timeout=120_000)
+    expect(page.locator(".js-plotly-plot >> visible=true").first).to_be_visible()
+    expect(page.get_by_text("p (bs)").first).to_be_visible()
+    shot(page, tmp_path, "compare")
+
+
+def test_browser_tab_table_video_epochs_and_collapse(page, tmp_path):
+    page.get_by_role("tab", name="Predictions browser").click()
+    choose(page, "Run (from the runs directory)", "browse_run")
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.get_by_text("browse_run: 6 samples")).to_be_visible()
+    expect(page.get_by_text("Mode collapse:").first).to_be_visible()
+    page.get_by_text("instructional_2", exact=True).locator("visible=true").first.click()
+    # The dataset clip (mp4v, which no browser plays) is shown as a WebM copy.
+    expect(page.locator("video[src*='instructional_2'][src*='.webm']").first).to_be_attached(timeout=30_000)
+    expect(page.get_by_text("the man is happy").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot >> visible=true")).to_have_count(2)
+    shot(page, tmp_path, "browser")
+
+
+def test_train_tab_run_appears_in_browser_when_finished(app, page, tmp_path):
+    _, state = app
+    page.get_by_role("tab", name="Train").click()
+    name = page.get_by_label("Run name (folder under the runs directory)")
+    name.fill("browser-run")
+    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Max samples (0 = all)").fill("8")
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Preview command").click()
+    expect(page.get_by_text("-m slt train --config").first).to_be_visible()
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.get_by_text(re.compile(r"state \*?\*?finished|state finished"))).to_be_visible(timeout=150_000)
+    expect(page.locator(".js-plotly-plot >> visible=true").first).to_be_visible()
+    shot(page, tmp_path, "train")
+    status = json.loads((state.settings.runs_dir / "browser-run" / "status.json").read_text())
+    assert status["state"] == "finished"
+    page.get_by_role("tab", name="Predictions browser").click()
+    choose(page, "Run (from the runs directory)", "browser-run")
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.get_by_text("browser-run: 8 samples")).to_be_visible()
+    shot(page, tmp_path, "browser_after_training")
