@@ -267,3 +267,25 @@ def test_app_stays_responsive_during_a_translation_and_cancel_stops_it(demo_bund
         client.predict(api_name="/cancel_translation")
         _wait(job.done, 60, "the cancelled translation to end")
         assert job.status().code.name == "CANCELLED" or "cancelled" in str(job.exception()).lower()
+
+
+def test_settings_and_admin_lock_from_the_environment(tmp_path):
+    from slt.errors import AccessDeniedError, InvalidArgumentError
+    from slt.ui.limits import check_admin
+    from slt.ui.settings import AppSettings
+
+    local = AppSettings.from_env({"SLT_RUNS_DIR": str(tmp_path), "SLT_MAX_CLIP_SECONDS": "30"})
+    assert not local.public and not local.launcher_locked and local.max_clip_seconds == 30.0
+    check_admin(None, local)  # a laptop without a token: open
+    space = AppSettings.from_env({"SPACE_ID": "me/slt"})
+    assert space.public and space.host == "0.0.0.0"
+    with pytest.raises(AccessDeniedError, match="public Space"):
+        check_admin("anything", space)  # no token configured: nobody may train
+    guarded = AppSettings.from_env({"SPACE_ID": "me/slt", "SLT_ADMIN_TOKEN": "s3cret"})
+    with pytest.raises(AccessDeniedError, match="admin token"):
+        check_admin("guess", guarded)
+    check_admin(" s3cret ", guarded)
+    with pytest.raises(InvalidArgumentError, match="SLT_MAX_UPLOAD_MB"):
+        AppSettings.from_env({"SLT_MAX_UPLOAD_MB": "0"})
+    with pytest.raises(InvalidArgumentError, match="bad app setting"):
+        AppSettings.from_env({"SLT_MAX_TRAIN_JOBS": "many"})

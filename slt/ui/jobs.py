@@ -57,6 +57,10 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z" and b"slt" in cmdline and b"train" in cmdline
 
 
+def _rounded(value, digits: int = 2):
+    return round(value, digits) if isinstance(value, float) else value
+
+
 class JobManager:
     """Starts, stops, resumes and lists training jobs; at most `max_running` run at once."""
 
@@ -122,7 +126,7 @@ class JobManager:
             status = self.status(job)
             out.append({
                 "job": job.id, "state": self.state(job), "epoch": status.get("epoch"), "step": status.get("step"),
-                "best_bleu": status.get("best_bleu"), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.started_at)),
+                "best_bleu": _rounded(status.get("best_bleu")), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.started_at)),
                 "resumes": job.resumes, "run_dir": job.run_dir,
             })
         return out

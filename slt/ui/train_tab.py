@@ -168,7 +168,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             return f"No job named '{job_id}'.", None, "", table
         status = jobs.status(jobs.get(job_id))
         text = (f"job **{job_id}** · state **{match['state']}** · epoch {status.get('epoch', '–')} · "
-                f"step {status.get('step', '–')} · best BLEU {status.get('best_bleu', '–')}"
+                f"step {status.get('step', '–')} · best BLEU {match['best_bleu'] if match['best_bleu'] is not None else '–'}"
                 + (f" · {status['message']}" if status.get("message") else ""))
         return text, curves_figure(Path(match["run_dir"])), jobs.log_tail(job_id), table
 
