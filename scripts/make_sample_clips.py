@@ -1,7 +1,7 @@
-"""Render the app's sample clips: 3 per domain into assets/samples/ (small mp4 files, committed).
+"""Render the app's sample clips: 3 per domain into assets/samples/ (small VP8 WebM files that browsers play, committed).
 
 Usage: python scripts/make_sample_clips.py [--out assets/samples] [--seed 7]
-Writes <domain>_<n>.mp4 and samples.tsv (id, video_path, n_frames, translation, domain) so the app can show
+Writes <domain>_<n>.webm and samples.tsv (id, video_path, n_frames, translation, domain) so the app can show
 the reference next to its translation. Same seed -> identical frames.
 """
 
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         for n, glosses in enumerate(sentences, start=1):
             clip_id = f"{domain}_{n}"
             perf = plan_performance(glosses, spec, np.random.default_rng([args.seed, n, len(domain)]))
-            n_frames = write_clip(render_performance(perf, spec), args.out / f"{clip_id}.mp4", spec.fps, spec.frame_size)
-            rows.append(f"{clip_id}\t{clip_id}.mp4\t{n_frames}\t{texts[glosses]}\t{domain}")
-            print(f"{clip_id}.mp4  {n_frames} frames  {texts[glosses]}")
+            n_frames = write_clip(render_performance(perf, spec), args.out / f"{clip_id}.webm", spec.fps, spec.frame_size)
+            rows.append(f"{clip_id}\t{clip_id}.webm\t{n_frames}\t{texts[glosses]}\t{domain}")
+            print(f"{clip_id}.webm  {n_frames} frames  {texts[glosses]}")
     atomic_write_text(args.out / "samples.tsv", "".join(f"{r}\n" for r in rows))
     return 0
 

@@ -46,7 +46,7 @@ def test_translate_shipped_clip_matches_the_engine(app):
     from slt.text import DecodingOptions
 
     _, state, client = app
-    clip = SAMPLES / "instructional_1.mp4"
+    clip = SAMPLES / "instructional_1.webm"
     text_html, preview, summary, timings, details = _translate(client, clip)
     engine = state.loader.wait()
     expected = engine.translate(clip, ["eng_Latn"], encoders=["fine-tuned"], preprocess=state.preprocess_config(engine),
@@ -78,7 +78,7 @@ def test_bad_clips_get_specific_messages(app, tmp_path, case, expected):
         clip = tmp_path / "notes.mp4"
         clip.write_text("this is not a video\n" * 50)
     else:
-        clip = SAMPLES / "studio_1.mp4"  # 3.2 s, the app allows 3 s
+        clip = SAMPLES / "studio_1.webm"  # 3.2 s, the app allows 3 s
     with pytest.raises(AppError) as caught:
         _translate(client, clip)
     assert expected in str(caught.value)
@@ -91,7 +91,7 @@ def test_too_large_upload_is_refused(app):
     from slt.ui.limits import check_upload
 
     _, state, client = app
-    big = SAMPLES / "instructional_3.mp4"  # 523 KB, the app allows 0.5 MB
+    big = SAMPLES / "instructional_3.webm"  # ~1 MB, the app allows 0.5 MB
     with pytest.raises(Exception) as caught:  # gradio refuses it at upload, before any work
         _translate(client, big)
     assert "size" in str(caught.value).lower() or "large" in str(caught.value).lower()
@@ -101,7 +101,7 @@ def test_too_large_upload_is_refused(app):
 
 def test_compare_clip_computes_features_once(app):
     _, state, client = app
-    clip = SAMPLES / "instructional_2.mp4"
+    clip = SAMPLES / "instructional_2.webm"
     body, preview, timings = client.predict(handle_file(str(clip)), "zero-shot", "fine-tuned", "eng_Latn",
                                             api_name="/compare_clip")
     engine = state.loader.wait()

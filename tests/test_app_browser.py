@@ -72,7 +72,7 @@ def test_translate_tab_translates_a_shipped_example(app, page, tmp_path):
     shown = page.locator(".slt-text").first
     expect(shown).not_to_be_empty(timeout=120_000)
     engine = state.loader.wait()
-    expected = engine.translate(SAMPLES / "instructional_1.mp4", ["eng_Latn"], encoders=["zero-shot"],
+    expected = engine.translate(SAMPLES / "instructional_1.webm", ["eng_Latn"], encoders=["zero-shot"],
                                 preprocess=state.preprocess_config(engine), decoding=DecodingOptions())
     assert shown.inner_text() == expected.translations["zero-shot"]["eng_Latn"]
     expect(page.get_by_text("device cpu", exact=False).first).to_be_visible()

@@ -23,7 +23,7 @@ def sample_clips(samples_dir: Path) -> list[tuple[Path, str]]:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         return [(samples_dir / row["video_path"], f"{row.get('domain', '')}: “{row['translation']}”")
                 for row in rows if (samples_dir / row["video_path"]).is_file()]
-    return [(path, path.stem) for path in sorted(samples_dir.glob("*.mp4"))]
+    return [(path, path.stem) for path in sorted(samples_dir.glob("*.webm"))]
 
 
 def session_of(request: gr.Request | None) -> str:

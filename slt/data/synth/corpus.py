@@ -87,12 +87,16 @@ def plan_corpus(spec: DomainSpec, n_train: int, n_val: int, n_test: int, seed: i
 
 
 def write_clip(frames, path: Path, fps: float, frame_size: tuple[int, int]) -> int:
-    """Encode RGB frames to an mp4 (cv2 'mp4v') through a temp file renamed at the end; returns the frame count."""
+    """Encode RGB frames through a temp file renamed at the end; returns the frame count.
+
+    `.mp4` is written as MPEG-4 Part 2 ('mp4v', fast, for corpora); `.webm` as VP8, which browsers can play
+    (the app's sample clips)."""
     path = Path(path)
+    codec = "VP80" if path.suffix.lower() == ".webm" else "mp4v"
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame_size)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, frame_size)
     if not writer.isOpened():
-        raise CorpusConfigError(f"OpenCV cannot write an mp4v video at {tmp} (is the folder writable?)")
+        raise CorpusConfigError(f"OpenCV cannot write a {codec} video at {tmp} (is the folder writable?)")
     n = 0
     try:
         for frame in frames:
