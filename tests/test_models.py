@@ -421,3 +421,17 @@ def test_unreadable_files_are_checkpoint_errors(tmp_path):
     torch.save({"model": {}, "config": {"embed_dim": 16, "wings": 2}, "kind": "signhiera"}, bad_config)
     with pytest.raises(CheckpointError, match="invalid stored config.*wings"):
         load_signhiera(bad_config)
+
+
+def test_standardized_input_projection_equals_projecting_standardized_features():
+    import torch
+
+    from slt.models import SonarSignEncoder, SonarSignEncoderConfig
+
+    torch.manual_seed(0)
+    model = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=8, d_model=16, output_dim=16)).eval()
+    features = torch.randn(2, 5, 8) * 0.03 + 0.1
+    mean, std = features.flatten(0, 1).mean(0), features.flatten(0, 1).std(0)
+    expected = model.encode((features - mean) / std)
+    model.standardize_input_projection(mean, std)
+    torch.testing.assert_close(model.encode(features), expected, atol=1e-5, rtol=1e-4)

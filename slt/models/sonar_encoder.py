@@ -153,6 +153,19 @@ class SonarSignEncoder(nn.Module):
                               use_cache=False, return_dict=True).last_hidden_state
         return self.projection_out(pooled[:, 0])
 
+    @torch.no_grad()
+    def standardize_input_projection(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Data-dependent initialisation for training from scratch: fold per-dimension feature statistics into
+        ``feature_proj`` so that it sees standardised features. SignHiera features vary little around a large mean,
+        which a freshly initialised projection passes on as an almost constant input (the model then learns the
+        most common sentence). The architecture and checkpoint layout do not change."""
+        proj = self.encoder.feature_projection.feature_proj
+        if mean.shape != (self.config.input_dim,) or std.shape != (self.config.input_dim,):
+            raise ModelInputError(f"mean and std must have shape [{self.config.input_dim}], got {tuple(mean.shape)}, {tuple(std.shape)}")
+        inv_std = 1.0 / std.to(proj.weight).clamp_min(1e-6)
+        proj.bias -= proj.weight @ (mean.to(proj.weight) * inv_std)
+        proj.weight *= inv_std[None, :]
+
     def forward(self, features: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Same as :meth:`encode`, so DDP and autograd work through ``forward``."""
         return self.encode(features, padding_mask)
