@@ -170,15 +170,21 @@ def test_t5_bridge_through_the_trainer_exports_a_loadable_encoder_and_translator
     assert (run_dir / "predictions_epoch3.jsonl").is_file()
     exported = load_sonar_sign_encoder(run_dir / "encoder.pt")
     base = load_sonar_sign_encoder(corpus["encoder"])
-    # Frozen for epochs 1-2, trained in epoch 3: the exported encoder differs from the base.
-    assert not same_state(base.state_dict(), exported.state_dict())
+    last = torch.load(run_dir / "last.pt", weights_only=False)["model"]
+    last_encoder = {k[len("encoder."):]: v for k, v in last.items() if k.startswith("encoder.")}
+    # Frozen for epochs 1-2, trained in epoch 3: the final encoder (last.pt) differs from the base.
+    assert not same_state(base.state_dict(), last_encoder)
 
     translator = load_t5_bridge(run_dir / "t5_bridge.pt")
     batch = full_batch(corpus["manifest"])
     trained = get_recipe("t5-bridge")
     model = trained.build(cfg, CPU)
-    model.load_state_dict(torch.load(run_dir / "last.pt", weights_only=False)["model"])
+    # The export holds the best epoch's weights (best.pt); last.pt keeps the final epoch for --resume.
+    best = torch.load(run_dir / "best.pt", weights_only=False)
+    model.load_state_dict(best["model"])
     assert trained.predict(translator, batch, cfg) == trained.predict(model, batch, cfg)
+    assert same_state(model.encoder.state_dict(), exported.state_dict())
+    assert f"exported the best epoch ({summary['best_epoch']}" in (run_dir / "train.log").read_text()
 
 
 def test_t5_small_pretrained_missing_is_a_clear_error_and_random_init_builds(corpus, monkeypatch):

@@ -16,7 +16,8 @@ import torch
 
 from slt.data.features import FeaturesDataset, collate_features
 from slt.errors import ManifestError, TrainingError
-from slt.train.config import DecodingConfig, TrainConfig
+from slt.text import DecodingOptions
+from slt.train.config import DecodingConfig, TrainConfig, decoding_options
 from slt.train.sampling import epoch_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -66,6 +67,22 @@ def test_bad_config_is_a_clear_error(tmp_path):
         TrainConfig.load(tmp_path / "c.json")
     with pytest.raises(TrainingError, match="scheduler must be one of"):
         TrainConfig(scheduler="linear").validate()
+
+
+def test_decoding_settings_are_the_text_decoding_options_and_round_trip(tmp_path):
+    cfg = TrainConfig(seed=7, decoding=DecodingOptions(beam_size=2, no_repeat_ngram_size=3, sampling=True))
+    assert DecodingConfig is DecodingOptions  # one dataclass for inference and training
+    cfg.save(tmp_path / "c.json")
+    loaded = TrainConfig.load(tmp_path / "c.json")
+    assert loaded == cfg and isinstance(loaded.decoding, DecodingOptions)
+    assert decoding_options(loaded).seed == 7  # sampling without its own seed follows the run's seed
+    assert decoding_options(TrainConfig(decoding=DecodingOptions(sampling=True, seed=3))).seed == 3
+    (tmp_path / "d.json").write_text(json.dumps({"decoding": {"beam": 4}}))
+    with pytest.raises(TrainingError, match=r"unknown decoding field.*'beam'.*beam_size"):
+        TrainConfig.load(tmp_path / "d.json")
+    (tmp_path / "e.json").write_text(json.dumps({"decoding": {"beam_size": 0}}))
+    with pytest.raises(TrainingError, match=r"e\.json: bad decoding setting: beam_size must be an integer >= 1"):
+        TrainConfig.load(tmp_path / "e.json")
 
 
 # ---------------------------------------------------------------------------------------------- corpus
@@ -125,6 +142,32 @@ def test_finetune_improves_and_only_the_encoder_changes(corpus, tmp_path):
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "encoder.pt").exists()
 
 
+def test_on_evaluated_callback_stops_the_run_cleanly_and_it_resumes(corpus, tmp_path):
+    from slt.train.trainer import StopTraining, Trainer
+
+    calls = []
+
+    def on_evaluated(epoch: int, scores: dict) -> None:
+        calls.append((epoch, scores["bleu"]))
+        if epoch == 2:
+            raise StopTraining("pruned by the test after epoch 2")
+
+    cfg = base_config(corpus, tmp_path / "run", epochs=3, batch_size=12)
+    summary = Trainer(cfg, on_evaluated=on_evaluated).fit()
+    assert summary["state"] == "stopped" and summary["reason"] == "pruned by the test after epoch 2"
+    assert [epoch for epoch, _ in calls] == [1, 2] and summary["epochs_done"] == 2
+    metrics = [m for m in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "bleu" in m]
+    assert [(m["epoch"], m["bleu"]) for m in metrics] == calls  # the callback saw the logged scores
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "stopped" and status["message"] == summary["reason"]
+    log_text = (tmp_path / "run" / "train.log").read_text()
+    assert "ERROR" not in log_text and "training failed" not in log_text
+    assert not (tmp_path / "run" / "predictions_epoch3.jsonl").exists()
+    # The stopped run is a normal checkpoint: --resume trains the remaining epoch.
+    resumed = Trainer(cfg, resume=True).fit()
+    assert resumed["state"] == "finished" and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+
+
 def test_loss_covers_every_target_token(corpus, tmp_path):
     from slt.train.recipes import get_recipe
 
@@ -182,21 +225,32 @@ def test_sigterm_stops_with_checkpoint_and_resume_is_exact(corpus, tmp_path):
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (key, a, b)
 
 
-def test_two_process_ddp_matches_one_process(corpus, tmp_path):
+def test_two_process_ddp_matches_one_process_across_unfreezing(corpus, tmp_path):
     from slt.train.trainer import Trainer
 
-    Trainer(base_config(corpus, tmp_path / "one", epochs=2, batch_size=6, eval_every=2)).fit()
-    cfg = base_config(corpus, tmp_path / "two", epochs=2, batch_size=3, eval_every=2)
+    # Epoch 1 trains only the projections, epoch 2 the whole encoder: DDP must sync the unfrozen body too.
+    unfreeze = dict(epochs=2, eval_every=2, freeze_encoder=True, unfreeze_after=1)
+    Trainer(base_config(corpus, tmp_path / "one", batch_size=6, **unfreeze)).fit()
+    cfg = base_config(corpus, tmp_path / "two", batch_size=3, **unfreeze)
     cfg.save(tmp_path / "two.json")
     torchrun = Path(sys.executable).parent / "torchrun"
     result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "slt", "train",
                              "--config", str(tmp_path / "two.json")], cwd=REPO, env=_env(),
-                            capture_output=True, text=True, timeout=400)
+                            capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     one = [m["train_loss"] for m in read_jsonl(tmp_path / "one" / "metrics.jsonl") if "val_loss" not in m]
     two = [m["train_loss"] for m in read_jsonl(tmp_path / "two" / "metrics.jsonl") if "val_loss" not in m]
     assert len(one) == len(two) >= 12
     assert two == pytest.approx(one, rel=1e-4, abs=1e-5)
+    assert "rebuilding the DDP wrapper" in (tmp_path / "two" / "train.log").read_text()
+    weights_one = torch.load(tmp_path / "one" / "last.pt", weights_only=False)["model"]
+    weights_two = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["model"]
+    start = torch.load(corpus["encA"], weights_only=False)["model"]
+    body = [k for k in weights_one if ".block." in k]
+    moved = max(float((weights_one[k] - start[k.removeprefix("encoder.")]).abs().max()) for k in body)
+    apart = max(float((weights_one[k] - weights_two[k]).abs().max()) for k in weights_one)
+    # The unfrozen body trained in epoch 2 (moved ~7e-3), identically on 1 and 2 processes (float noise ~5e-5).
+    assert moved > 2e-3 and apart < 3e-4, (moved, apart)
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(corpus, tmp_path):

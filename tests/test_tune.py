@@ -55,6 +55,8 @@ def test_study_prunes_resumes_across_processes_plots_and_trains_the_best(tmp_pat
     out = tmp_path / "out"
     pruned_status = json.loads((out / "trial_0002" / "status.json").read_text())
     assert pruned_status["state"] == "stopped" and "pruned" in pruned_status["message"]
+    pruned_log = (out / "trial_0002" / "train.log").read_text()
+    assert "pruned by Optuna after epoch 2" in pruned_log and "ERROR" not in pruned_log  # a stop, not a failure
     assert not (out / "trial_0002" / "predictions_epoch3.jsonl").exists()  # it really stopped early
     assert (out / "trial_0000" / "predictions_epoch3.jsonl").exists()
     for name in ("importance", "history", "intermediate"):

@@ -8,6 +8,7 @@ loss, and graceful SIGTERM/SIGINT. Everything a run does is written to its run d
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -74,12 +75,30 @@ class StopRequested(Exception):
     """Internal: SIGTERM/SIGINT arrived; the loop checkpoints and returns."""
 
 
-class Trainer:
-    """Build with a config, call `fit()`. `resume=True` continues from `run_dir/last.pt`."""
+class StopTraining(Exception):
+    """Raise from an `on_evaluated` callback to end the run after that epoch (e.g. an Optuna pruner).
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, recipe: Recipe | None = None):
+    The epoch's checkpoints and metrics are already written; `fit()` returns `{"state": "stopped", "reason":
+    str(exception), ...}` and status.json says "stopped" with that reason (not "failed").
+    """
+
+
+# on_evaluated(epoch, scores): called on the main process after each validation, once the epoch is saved.
+EvalCallback = Callable[[int, dict[str, float]], None]
+
+
+class Trainer:
+    """Build with a config, call `fit()`. `resume=True` continues from `run_dir/last.pt`.
+
+    `on_evaluated(epoch, scores)` runs after every validation (main process only) with the epoch's scores
+    (val_loss, bleu, bleu1..4, chrf, distinct_ratio); raising `StopTraining` there stops the run cleanly.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, recipe: Recipe | None = None,
+                 on_evaluated: EvalCallback | None = None):
         self.cfg = cfg.validate()
         self.resume = resume
+        self.on_evaluated = on_evaluated
         if not cfg.train_features or not cfg.val_features:
             raise TrainingError("train_features and val_features (features manifest paths) are required")
         self.dist = D.setup_distributed("cuda" if cfg.device.startswith("cuda") or
@@ -111,10 +130,7 @@ class Trainer:
         self.schedule = WarmupSchedule(self.optimizer, cfg, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ddp_model: nn.Module = self.model
-        if self.dist.enabled:
-            self.ddp_model = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=False)
+        self._ddp_trainable: frozenset[str] | None = None
         self.progress = Progress()
         if self.resume:
             self._load(self.run.path / "last.pt")
@@ -124,9 +140,34 @@ class Trainer:
                 raise TrainingError(f"{self.run.path} already holds a run (last.pt); use --resume to continue it "
                                     "or choose another --run-dir")
             self.run.metrics_path.unlink(missing_ok=True)
+        self._sync_ddp()  # after a resume, which may have unfrozen parts
         if self.dist.is_main:
             cfg.save(self.run.path / "config.json")
             self.run.add_optional_mirrors(cfg.tensorboard, cfg.wandb, cfg.mlflow, cfg.to_dict())
+
+    def _trainable_names(self) -> frozenset[str]:
+        return frozenset(name for name, param in self.model.named_parameters() if param.requires_grad)
+
+    def _sync_ddp(self) -> None:
+        """(Re)wrap the model in DDP whenever its set of trainable parameters changed.
+
+        DDP only all-reduces the parameters that required grad when it was built, so after unfreezing an old
+        wrapper would let each rank train the newly unfrozen weights on its own data and drift apart.
+        """
+        if not self.dist.enabled:
+            return
+        trainable = self._trainable_names()
+        if trainable == self._ddp_trainable:
+            return
+        if self._ddp_trainable is not None:
+            log.info("trainable parameters changed (%d -> %d tensors): rebuilding the DDP wrapper",
+                     len(self._ddp_trainable), len(trainable))
+            self.ddp_model = self.model
+            gc.collect()  # the old wrapper's reducer removes its autograd hooks when it is freed
+        self.ddp_model = DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=False)
+        self._ddp_trainable = trainable
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -182,18 +223,27 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:
         """Train to the end (or early stop / signal); return a summary. Raises TrainingError on NaN/inf loss."""
+        clean = False  # every rank got to a planned end (so they can meet once more before teardown)
         try:
             self._setup()
             self._status("running", "training")
             with self._signals():
                 summary = self._fit()
+            clean = True
             return summary
         except StopRequested:
             self._save("last.pt")
             message = f"stopped by signal at epoch {self.progress.epoch}, step {self.progress.step}; resume with --resume"
             log.warning(message)
             self._status("stopped", message)
-            return {"state": "stopped", **self._summary()}
+            clean = True
+            return {"state": "stopped", "reason": message, **self._summary()}
+        except StopTraining as stop:  # asked for by on_evaluated; last.pt of that epoch is already written
+            message = str(stop)
+            log.info("stopped early: %s (last.pt kept; --resume continues)", message)
+            self._status("stopped", message)
+            clean = True
+            return {"state": "stopped", "reason": message, **self._summary()}
         except BaseException as error:
             if hasattr(self, "progress"):
                 self._status("failed", f"{type(error).__name__}: {error}")
@@ -201,7 +251,17 @@ class Trainer:
             raise
         finally:
             self.run.close()
-            D.cleanup_distributed()
+            self._teardown_distributed(clean)
+
+    def _teardown_distributed(self, clean: bool) -> None:
+        """Free the DDP wrapper, then the process group. After a clean end every rank first meets at a barrier,
+        so no gloo worker thread still releases a Python-owned tensor while the group is destroyed (that races
+        for the GIL and can hang the process at exit)."""
+        if self.dist.enabled and clean:
+            D.barrier(self.dist)
+        self.ddp_model = getattr(self, "model", None)
+        gc.collect()
+        D.cleanup_distributed()
 
     def _summary(self) -> dict[str, Any]:
         p = self.progress
@@ -217,12 +277,14 @@ class Trainer:
         while p.epoch <= cfg.epochs:
             if p.batches_done == 0:
                 self.recipe.on_epoch_start(self.model, p.epoch, cfg)
+                self._sync_ddp()
             self._train_epoch()
             epoch = p.epoch
             record: dict[str, Any] = {"epoch": epoch, "step": p.step,
                                       "train_loss": p.loss_sum / max(p.tokens, 1.0),
                                       "lr": self.optimizer.param_groups[0]["lr"]}
             improved = False
+            scores = None
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                 scores = self._evaluate(epoch)
                 record.update(scores)
@@ -240,6 +302,8 @@ class Trainer:
             self.run.log_metrics(record)
             log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
             self._status("running", f"epoch {epoch} done")
+            if scores is not None:
+                self._run_eval_callback(epoch, scores)
             if p.epochs_since_best >= cfg.early_stop_patience:
                 log.info("early stop: no BLEU gain for %d epochs (best %.2f at epoch %d)",
                          p.epochs_since_best, p.best_bleu, p.best_epoch)
@@ -247,10 +311,37 @@ class Trainer:
             if self._should_stop():
                 raise StopRequested
         if self.dist.is_main:
-            exported = self.recipe.export(self.model, self.run.path)
-            log.info("exported %s", {k: str(v) for k, v in exported.items()})
+            self._export_best()
         self._status("finished", f"best BLEU {p.best_bleu:.2f} at epoch {p.best_epoch}")
         return {"state": "finished", **self._summary()}
+
+    def _run_eval_callback(self, epoch: int, scores: dict[str, float]) -> None:
+        """Call on_evaluated on the main process; every rank agrees on a StopTraining it raised."""
+        if self.on_evaluated is None:
+            return
+        reason = ""
+        if self.dist.is_main:
+            try:
+                self.on_evaluated(epoch, dict(scores))
+            except StopTraining as stop:
+                reason = str(stop) or f"stopped by the on_evaluated callback after epoch {epoch}"
+        if D.all_reduce_sum([1.0 if reason else 0.0], self.dist, self.device)[0] > 0:
+            raise StopTraining(reason or f"stopped by the main process's on_evaluated callback after epoch {epoch}")
+
+    def _export_best(self) -> None:
+        """Export the best epoch's weights (best.pt, by validation BLEU); last.pt keeps the final ones for resume.
+
+        Afterwards `self.model` holds those best weights too, so it matches what was exported.
+        """
+        p, best = self.progress, self.run.path / "best.pt"
+        if best.is_file():
+            self.model.load_state_dict(load_training_state(best)["model"])
+            source = f"the best epoch ({p.best_epoch}, BLEU {p.best_bleu:.2f}) from {best}"
+        else:  # no validation has run in this directory's history (cannot happen with eval at the last epoch)
+            source = f"the final epoch ({p.epoch - 1}); no best.pt was written"
+        exported = self.recipe.export(self.model, self.run.path)
+        log.info("exported %s: %s (last.pt keeps the final epoch for --resume)", source,
+                 {k: str(v) for k, v in exported.items()})
 
     def _loader(self, batches: list[list[int]], dataset: FeaturesDataset) -> DataLoader:
         return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features,

@@ -153,6 +153,8 @@ def _n_trials(study_name: str, storage) -> int:
 
 
 def _objective(base: TrainConfig, space: list[SearchParam], out_dir: Path, trial_epochs: int | None):
+    import optuna
+
     def objective(trial) -> float:
         params = {p.name: p.suggest(trial) for p in space}
         data = apply_params(base.to_dict(), params)
@@ -163,45 +165,37 @@ def _objective(base: TrainConfig, space: list[SearchParam], out_dir: Path, trial
         trial.set_user_attr("run_dir", cfg.run_dir)
         summary = make_pruning_trainer(cfg, trial).fit()
         trial.set_user_attr("best_epoch", summary["best_epoch"])
+        if summary["state"] == "stopped":
+            if trial.user_attrs.get("pruned"):
+                raise optuna.TrialPruned(summary["reason"])
+            trial.study.stop()  # SIGINT/SIGTERM: the user wants the whole search to end, not the next trial
+            raise TrainingError(f"trial {trial.number} {summary['reason']}")
         return float(summary["best_bleu"])
 
     return objective
 
 
-def _pruning_trainer_class():
-    """The shared Trainer, reporting each evaluated epoch's BLEU to the trial (imported lazily: torch)."""
-    import optuna
+def pruning_callback(trial):
+    """An `on_evaluated` callback: report each evaluated epoch's BLEU to `trial`; stop the run when Optuna
+    prunes it (the trial is marked with the user attribute "pruned")."""
+    from slt.train.trainer import StopTraining
 
-    from slt.train.trainer import Trainer
+    def on_evaluated(epoch: int, scores: dict[str, float]) -> None:
+        trial.report(scores["bleu"], step=epoch)
+        if trial.should_prune():
+            trial.set_user_attr("pruned", True)
+            message = f"pruned by Optuna after epoch {epoch} (BLEU {scores['bleu']:.2f} below the median)"
+            log.info("trial %d: %s", trial.number, message)
+            raise StopTraining(message)
 
-    class PruningTrainer(Trainer):
-        def __init__(self, cfg: TrainConfig, trial: "optuna.Trial"):
-            super().__init__(cfg)
-            self.trial = trial
-
-        def _evaluate(self, epoch: int) -> dict[str, float]:
-            scores = super()._evaluate(epoch)
-            self.trial.report(scores["bleu"], step=epoch)
-            if self.trial.should_prune():
-                message = f"pruned by Optuna after epoch {epoch} (BLEU {scores['bleu']:.2f} below the median)"
-                log.info("trial %d: %s", self.trial.number, message)
-                self.run.set_status("stopped", epoch=epoch, step=self.progress.step,
-                                    best_bleu=max(self.progress.best_bleu, scores["bleu"]), message=message)
-                raise optuna.TrialPruned(message)
-            return scores
-
-        def _status(self, state: str, message: str) -> None:
-            # fit() marks any exception as "failed"; a pruned trial already wrote its own "stopped" status.
-            if state == "failed" and "TrialPruned" in message:
-                return
-            super()._status(state, message)
-
-    return PruningTrainer
+    return on_evaluated
 
 
 def make_pruning_trainer(cfg: TrainConfig, trial):
     """A Trainer for `cfg` that reports to `trial` and stops when Optuna prunes it."""
-    return _pruning_trainer_class()(cfg, trial)
+    from slt.train.trainer import Trainer
+
+    return Trainer(cfg, on_evaluated=pruning_callback(trial))
 
 
 # ------------------------------------------------------------------------------------------------ reports
