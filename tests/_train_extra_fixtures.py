@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 SENTENCES = [
@@ -19,6 +20,16 @@ SENTENCES = [
     "we eat bread",
     "rain falls down",
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on one intra-op thread (import this fixture into a test module to apply it there): on a
+    shared machine extra threads only spin and wait."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def write_features(folder: Path, sentences: list[str], dim: int = 16, seed: int = 0,

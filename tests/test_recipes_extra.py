@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import T5ForConditionalGeneration
 
-from _train_extra_fixtures import SENTENCES, write_features
+from _train_extra_fixtures import SENTENCES, one_thread, write_features  # noqa: F401 (one_thread: autouse fixture)
 from slt.data.features import FeaturesDataset, collate_features
 from slt.errors import ModelUnavailableError, TrainingError
 from slt.models import SonarSignEncoder, SonarSignEncoderConfig, load_sonar_sign_encoder, save_model_checkpoint
@@ -21,15 +21,6 @@ from slt.train.recipes.t5_bridge import load_t5_bridge, t5_tiny_config
 from slt.train.recipes.target_spm import train_target_spm
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The machine is shared: one intra-op thread is ~100x faster than two oversubscribed ones for tiny models.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture()

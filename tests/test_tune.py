@@ -12,22 +12,13 @@ import optuna
 import pytest
 import torch
 
-from _train_extra_fixtures import LONG_SENTENCES, write_features
+from _train_extra_fixtures import LONG_SENTENCES, one_thread, write_features  # noqa: F401 (one_thread: autouse fixture)
 from slt.__main__ import main
 from slt.errors import TrainingError
 from slt.train.config import TrainConfig
 from slt.train.tune_space import apply_params, build_space, parse_search
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The machine is shared: one intra-op thread is ~100x faster than two oversubscribed ones for tiny models.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def base_flags(tmp_path: Path) -> list[str]:
