@@ -36,11 +36,18 @@ def demo_bundle_dir() -> Path:
 
     It is built by the real `python -m slt demo build --quick` code path (synthetic corpus -> features -> training).
     """
+    import dataclasses
+    import json
+
     from slt.demo.build import DemoRecipe, build
     from slt.demo.bundle import BUNDLE_FILE
 
     root = REPO_ROOT / ".pytest_cache" / "slt-demo-quick"
-    if not (root / BUNDLE_FILE).exists():
-        build(root, DemoRecipe.quick(), force=True)
+    recipe = DemoRecipe.quick()
+    built_with = root / "work" / "recipe.json"
+    current = (root / BUNDLE_FILE).exists() and built_with.exists() and \
+        json.loads(built_with.read_text()) == json.loads(json.dumps(dataclasses.asdict(recipe)))
+    if not current:
+        build(root, recipe, force=True)
     os.environ["SLT_DEMO_DIR"] = str(root)
     return root
