@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from slt.demo.build import DemoRecipe  # noqa: E402
 from slt.data.synth import Grammar, get_domain, plan_performance, render_performance, write_clip  # noqa: E402
 from slt.utils.io import atomic_write_text  # noqa: E402
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = ["id\tvideo_path\tn_frames\ttranslation\tdomain"]
     for domain, sentences in SAMPLES.items():
-        spec = get_domain(domain)
+        # Rendered like the demo model set's training data, so the demo encoders can be judged on them.
+        spec = get_domain(domain, **(DemoRecipe().domain_b_overrides if domain == "instructional" else {}))
         texts = {s.glosses: s.text for s in Grammar(spec.vocabulary).sentences}
         for n, glosses in enumerate(sentences, start=1):
             clip_id = f"{domain}_{n}"

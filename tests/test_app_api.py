@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 
 from _app_fixtures import (
     ADMIN_TOKEN, SAMPLES, app_settings, app_subprocess, collapsed_rows, free_port, launched_app, wait_ready,
-    write_long_video, write_noise_video, write_predictions,
+    MAX_UPLOAD_MB, write_long_video, write_noise_video, write_predictions,
 )
 
 
@@ -86,16 +86,18 @@ def test_bad_clips_get_specific_messages(app, tmp_path, case, expected):
         assert "3" in str(caught.value)
 
 
-def test_too_large_upload_is_refused(app):
+def test_too_large_upload_is_refused(app, tmp_path):
     from slt.errors import VideoTooLongError
     from slt.ui.limits import check_upload
 
     _, state, client = app
-    big = SAMPLES / "instructional_3.webm"  # ~1 MB, the app allows 0.5 MB
+    # noise compresses badly: > 1 MB; written where the app may read, so only the size is refused
+    big = write_noise_video(Path(state.settings.runs_dir) / "big.mp4", frames=25, size=400)
+    assert big.stat().st_size > MAX_UPLOAD_MB * 2**20
     with pytest.raises(Exception) as caught:  # gradio refuses it at upload, before any work
         _translate(client, big)
     assert "size" in str(caught.value).lower() or "large" in str(caught.value).lower()
-    with pytest.raises(VideoTooLongError, match="0.5 MB"):  # and our own check says why
+    with pytest.raises(VideoTooLongError, match=f"{MAX_UPLOAD_MB:g} MB"):  # and our own check says why
         check_upload(big, state.settings)
 
 

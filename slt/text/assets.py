@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import threading
+import urllib.parse
 from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
@@ -166,11 +167,37 @@ def register_local_text_assets(
     return decoder, tokenizer
 
 
+_FILE_FIELDS = ("checkpoint", "tokenizer")
+
+
 def write_asset_cards(cards: list[dict[str, object]], path: str | Path) -> Path:
-    """Write cards as a multi-document YAML file (fairseq2's card format), for `register_asset_file`."""
+    """Write cards as a multi-document YAML file (fairseq2's card format), for `register_asset_file`.
+
+    Files inside the card file's folder are written as paths relative to it, so the folder can be moved or
+    copied (e.g. a demo bundle to another machine); `register_asset_file` resolves them again."""
     from slt.utils.io import atomic_write_text
 
-    return atomic_write_text(path, yaml.safe_dump_all(cards, sort_keys=False))
+    folder = Path(path).resolve().parent
+    portable = []
+    for card in cards:
+        card = copy.deepcopy(dict(card))
+        for field in _FILE_FIELDS:
+            value = card.get(field)
+            if isinstance(value, str) and value.startswith("file://"):
+                local = Path(urllib.parse.unquote(urllib.parse.urlparse(value).path))
+                if local.is_relative_to(folder):
+                    card[field] = str(local.relative_to(folder))
+        portable.append(card)
+    return atomic_write_text(path, yaml.safe_dump_all(portable, sort_keys=False))
+
+
+def _resolve_relative_files(card: dict, folder: Path) -> dict:
+    card = dict(card)
+    for field in _FILE_FIELDS:
+        value = card.get(field)
+        if isinstance(value, str) and "://" not in value:
+            card[field] = checkpoint_uri(folder / value)
+    return card
 
 
 def register_asset_file(path: str | Path) -> list[str]:
@@ -182,7 +209,7 @@ def register_asset_file(path: str | Path) -> list[str]:
     for card in cards:
         if not isinstance(card, dict) or "name" not in card:
             raise ModelUnavailableError(f"asset card file {path} has an entry without a name: {card!r}")
-    return register_cards(cards)
+    return register_cards([_resolve_relative_files(card, path.resolve().parent) for card in cards])
 
 
 def retrieve_card(name: str, kind: str) -> AssetCard:
