@@ -141,7 +141,8 @@ def bench_extraction(workdir: Path) -> list[dict]:
 
 def print_table(rows: list[dict]) -> None:
     def fmt(value, spec):
-        return format(value, spec) if isinstance(value, (int, float)) else "-"
+        width = int(spec.split(".")[0])
+        return format(value, spec) if isinstance(value, (int, float)) else "-".rjust(width)
 
     width = max(len(r["row"]) for r in rows)
     print(f"{'measurement':{width}}  {'baseline s':>10}  {'ours s':>9}  {'ratio':>7}  note")
