@@ -222,22 +222,21 @@ class TranslationEngine:
                 cached = self._feature_cache[key]
                 return replace(cached, timings={"preprocess": 0.0, "signhiera": 0.0, "feature_cache_hit": 1.0})
         start = time.perf_counter()
-        pre = preprocess_video(video, config)
+        pre = preprocess_video(video, config, materialize=False)  # clips are normalised batch by batch below
         timings = {"preprocess": time.perf_counter() - start}
         _check_cancel(cancel)
         start = time.perf_counter()
         with self._model_lock, torch.inference_mode():
             chunks = []
-            for first in range(0, pre.clips.shape[0], self.clip_batch_size):
+            for batch, padding in pre.iter_clip_batches(self.clip_batch_size):
                 _check_cancel(cancel)
-                batch = pre.clips[first : first + self.clip_batch_size].to(self.device, self.dtype)
                 # Padded frames are masked inside SignHiera, as the released model was trained.
-                padding = pre.paddings[first : first + self.clip_batch_size]
+                batch = batch.to(self.device, self.dtype)
                 chunks.append(signhiera.extract_features(batch, padding).float().cpu())
             clip_features = torch.cat(chunks)
         features = join_clip_features(clip_features, pre.paddings)
         timings["signhiera"] = time.perf_counter() - start
-        pre = replace(pre, clips=torch.empty(0))  # the clips are large; keep only the metadata and preview
+        pre = pre.without_frames()  # keep only the metadata and preview
         result = VideoFeatures(str(video), features, pre, timings)
         if key is not None:
             with self._cache_lock:

@@ -325,3 +325,21 @@ def test_print_detector_timings_on_carphone():
     hog_s = time.perf_counter() - start
     rows.append(f"carphone 176x144 whole video (8 detections) hog: {hog_s:.2f} s, faces {hog.faces_found}/{hog.frames_sampled}")
     print("\n" + "\n".join(rows) + f"\n(os.cpu_count={os.cpu_count()})")
+
+
+def test_lazy_clip_batches_equal_materialised_clips_and_keep_less(tmp_path):
+    """The engine's path (uint8 crops, clips normalised a batch at a time) gives exactly the full clips."""
+    from _video_fixtures import astronaut_video
+
+    video, _ = astronaut_video(tmp_path / "long.mp4", n_frames=160)
+    config = PreprocessConfig(detector="hog", clip_frames=16, stride=8)
+    full = preprocess_video(video, config)
+    lazy = preprocess_video(video, config, materialize=False)
+    assert lazy.clips is None and full.crops == {}
+    batches = list(lazy.iter_clip_batches(3))
+    assert [b.shape[0] for b, _ in batches] == [3] * (full.n_clips // 3) + ([full.n_clips % 3] if full.n_clips % 3 else [])
+    assert torch.equal(torch.cat([b for b, _ in batches]), full.clips)
+    assert sum((p for _, p in batches), []) == full.paddings
+    kept = sum(c.nbytes for c in lazy.crops.values())
+    assert kept * 4 < full.clips.numel() * full.clips.element_size(), "overlapping clips share their uint8 frames"
+    assert lazy.without_frames().crops == {} and lazy.without_frames().preview is lazy.preview

@@ -117,11 +117,10 @@ def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> Preproce
 def _features(model: SignHiera, prepared: Prepared, batch_size: int, device: torch.device) -> torch.Tensor:
     parts = []
     with torch.inference_mode():
-        for start in range(0, prepared.clips.shape[0], batch_size):
-            chunk = prepared.clips[start:start + batch_size].to(device)
+        for chunk, paddings in prepared.video.iter_clip_batches(batch_size):
             # Padded frames are masked inside the model, as the released SignHiera was trained.
-            parts.append(model.extract_features(chunk, prepared.paddings[start:start + batch_size]).float().cpu())
-    return join_clip_features(torch.cat(parts), prepared.paddings)
+            parts.append(model.extract_features(chunk.to(device), paddings).float().cpu())
+    return join_clip_features(torch.cat(parts), prepared.video.paddings)
 
 
 def _manifest_failures(manifest: Manifest) -> list[Failure]:
@@ -232,7 +231,7 @@ def _extract_pending(todo: list[tuple[int, ManifestRow]], model: SignHiera, prep
     failed: list[Failure] = []
     for prepared in prepared_stream([(i, row.video_path) for i, row in todo], preprocess, options.workers):
         row = rows[prepared.index]
-        if prepared.clips is not None:
+        if prepared.video is not None:
             try:
                 features = _features(model, prepared, options.batch_size, device)
                 pt_path = feats_dir / f"{safe_id(row.id)}.pt"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -24,9 +25,14 @@ from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_fac
 
 @dataclass
 class PreprocessedVideo:
-    """Model input for one video plus what a person needs to check it."""
+    """Model input for one video plus what a person needs to check it.
 
-    clips: torch.Tensor  # [n_clips, 3, clip_frames, size, size] float32, normalised
+    With ``materialize=False`` the clips are not built up front: only the distinct sampled crops are kept (uint8,
+    each frame once although clips overlap, ~8x smaller than the float clips) and :meth:`iter_clip_batches`
+    normalises a few clips at a time, so memory no longer grows with float clips of the whole video.
+    """
+
+    clips: torch.Tensor | None  # [n_clips, 3, clip_frames, size, size] float32, normalised; None if not materialised
     paddings: list[int]  # per clip: clip_frames - number of distinct source frames
     box: IntBox  # square signer box (x0, y0, x1, y1) in source pixels; may extend past the frame
     faces_found: int  # sampled frames with at least one face
@@ -37,10 +43,34 @@ class PreprocessedVideo:
     timings: dict[str, float] = field(default_factory=dict)
     box_method: str = "mean"  # "mean", "motion", "largest" (face tubes) or "center"
     clip_indices: list[list[int]] = field(default_factory=list)  # source frame indices of every clip
+    crops: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # source index -> uint8 RGB crop
+    mean: float = 0.45
+    std: float = 0.225
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.paddings)
+
+    def iter_clip_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, list[int]]]:
+        """(normalised clips [b, 3, T, H, W], their paddings) for consecutive groups of at most `batch_size` clips."""
+        for first in range(0, self.n_clips, batch_size):
+            part = slice(first, first + batch_size)
+            if self.clips is not None:
+                yield self.clips[part], self.paddings[part]
+            else:
+                indices = [np.asarray(i) for i in self.clip_indices[part]]
+                yield build_clips(self.crops, indices, self.mean, self.std), self.paddings[part]
+
+    def without_frames(self) -> "PreprocessedVideo":
+        """The metadata and preview only (what callers keep after the model has run)."""
+        return replace(self, clips=None, crops={})
 
 
-def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConfig()) -> PreprocessedVideo:
+def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConfig(),
+                     materialize: bool = True) -> PreprocessedVideo:
     """Decode, locate the signer, crop and cut a video into normalised clips for SignHiera.
+
+    ``materialize=False`` keeps uint8 crops instead of float clips (see :class:`PreprocessedVideo`).
 
     Raises VideoReadError / EmptyVideoError (missing, not a video, no frames), VideoTooLongError (max_bytes,
     max_duration_s), VideoTooShortError (< min_frames frames), NoSignerError (a face in fewer than
@@ -80,7 +110,7 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
     crops, first = _crop_needed_frames(path, box, clip_indices, config)
     timings["crop"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    clips = build_clips(crops, clip_indices, config.mean, config.std)
+    clips = build_clips(crops, clip_indices, config.mean, config.std) if materialize else None
     timings["normalise"] = time.perf_counter() - t0
     shown = pick_preview_indices(clip_indices[0], config.preview_frames)
     preview = make_preview([crops[i] for i in shown], config.preview_tile, first)
@@ -97,6 +127,9 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
         timings=timings,
         box_method=method,
         clip_indices=[i.tolist() for i in clip_indices],
+        crops={} if materialize else crops,
+        mean=config.mean,
+        std=config.std,
     )
 
 
