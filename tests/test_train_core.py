@@ -271,3 +271,17 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(corpus, t
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["state"] == "failed" and "step" in status["message"]
     assert (tmp_path / "run" / "last.pt").read_bytes() == good
+
+
+def test_training_runs_in_a_worker_thread(corpus, tmp_path):
+    """The app builds the demo set (and so trains) in a background thread, where Python forbids signal handlers."""
+    import threading
+
+    from slt.train.trainer import Trainer
+
+    cfg = base_config(corpus, tmp_path / "threaded", epochs=1)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(Trainer(cfg).fit()))
+    thread.start()
+    thread.join(timeout=300)
+    assert outcome.get("state") == "finished", outcome

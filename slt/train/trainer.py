@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +210,11 @@ class Trainer:
             self._stop_signal = signum
             log.warning("received %s: stopping after the current step", signal.Signals(signum).name)
 
+        if threading.current_thread() is not threading.main_thread():
+            # Python only lets the main thread install handlers; a run started from a worker thread (the app
+            # building the demo set) is stopped by its caller instead.
+            yield
+            return
         previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield
