@@ -129,3 +129,17 @@ def test_models_command_lists_official_files_with_urls(isolated_cache, tmp_path,
     assert by_file["dm_70h_ub_sonar_encoder.pth"]["cached"] is False
     assert by_file["dm_70h_ub_sonar_encoder.pth"]["url"].endswith("/SONAR/asl/dm_70h_ub_sonar_encoder.pth")
     assert by_file["demo.json"]["cached"] is False
+
+
+def test_extract_features_names_the_official_signhiera_file_when_offline(isolated_cache, tmp_path):
+    """`--signhiera official` resolves through the registry; offline it says which file to fetch and from where."""
+    import subprocess
+    import sys
+
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("id\tvideo_path\tn_frames\ttranslation\n")
+    out = subprocess.run([sys.executable, "-m", "slt", "extract-features", "--manifest", str(manifest), "--out",
+                          str(tmp_path / "f"), "--signhiera", "official"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "dm_70h_ub_signhiera.pth" in out.stderr and "/SONAR/asl/dm_70h_ub_signhiera.pth" in out.stderr
+    assert str(isolated_cache) in out.stderr and "Traceback" not in out.stderr

@@ -250,12 +250,23 @@ def _extract_pending(todo: list[tuple[int, ManifestRow]], model: SignHiera, prep
     return written, failed
 
 
+def resolve_signhiera(name_or_path: str) -> Path:
+    """A checkpoint path, or the SignHiera of a named model set (downloaded / built on first use)."""
+    if name_or_path in ("official", "demo"):
+        from slt.registry import resolve_model_set
+
+        model_set = resolve_model_set(name_or_path)
+        return model_set.resolve_file(model_set.signhiera)
+    return Path(name_or_path)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `python -m slt extract-features`."""
     parser.add_argument("--manifest", required=True, type=Path, help="TSV manifest (id, video_path, n_frames, "
                         "translation) or ssvp_slt's headerless TSV")
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumed when it exists)")
-    parser.add_argument("--signhiera", required=True, type=Path, help="SignHiera checkpoint (.pth/.pt)")
+    parser.add_argument("--signhiera", required=True,
+                        help="SignHiera checkpoint (.pth/.pt), or a model set's: 'official' (downloaded on first use) or 'demo'")
     parser.add_argument("--video-root", type=Path, default=None, help="folder that relative video paths are in "
                         "(default: the manifest's folder)")
     parser.add_argument("--detector", choices=("cnn", "hog"), default="cnn",
@@ -281,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise FeatureExtractionError(f"--workers must be 0 or more, got {args.workers}")
     options = ExtractOptions(
-        signhiera=args.signhiera, video_root=args.video_root, detector=args.detector,
+        signhiera=resolve_signhiera(args.signhiera), video_root=args.video_root, detector=args.detector,
         detect_every=args.detect_every, center_crop_fallback=args.center_crop_fallback,
         max_duration_s=args.max_duration, batch_size=args.batch_size, workers=args.workers, device=args.device,
         npy=args.npy, threads=args.threads, stop_after=args.stop_after,
