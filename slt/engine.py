@@ -210,40 +210,77 @@ class TranslationEngine:
 
     def extract(self, video: str | Path, preprocess=None, cancel: threading.Event | None = None) -> VideoFeatures:
         """Preprocess a video and run SignHiera over its clips; cached per (file, preprocessing settings)."""
-        from slt.video import join_clip_features, preprocess_video
+        return self.extract_many([video], preprocess, cancel)[0]
 
-        video = Path(video)
+    def extract_many(self, videos: Sequence[str | Path], preprocess=None,
+                     cancel: threading.Event | None = None) -> list[VideoFeatures]:
+        """Features of several videos: cached ones are reused; the others are preprocessed one by one and their
+        clips go through SignHiera in shared batches of `clip_batch_size` (clips of short videos fill a GPU batch
+        together). Memory holds one video's uint8 crops at a time plus one batch of float clips."""
         signhiera = self.signhiera
         config = fit_preprocess_to_model(preprocess or self.preprocess_config, signhiera.config)
-        key = self._cache_key(video, config) if video.exists() else None
-        with self._cache_lock:
-            if key in self._feature_cache:
-                self._feature_cache.move_to_end(key)
-                cached = self._feature_cache[key]
-                return replace(cached, timings={"preprocess": 0.0, "signhiera": 0.0, "feature_cache_hit": 1.0})
-        start = time.perf_counter()
-        pre = preprocess_video(video, config, materialize=False)  # clips are normalised batch by batch below
-        timings = {"preprocess": time.perf_counter() - start}
-        _check_cancel(cancel)
-        start = time.perf_counter()
-        with self._model_lock, torch.inference_mode():
-            chunks = []
-            for batch, padding in pre.iter_clip_batches(self.clip_batch_size):
-                _check_cancel(cancel)
-                # Padded frames are masked inside SignHiera, as the released model was trained.
-                batch = batch.to(self.device, self.dtype)
-                chunks.append(signhiera.extract_features(batch, padding).float().cpu())
-            clip_features = torch.cat(chunks)
-        features = join_clip_features(clip_features, pre.paddings)
-        timings["signhiera"] = time.perf_counter() - start
-        pre = pre.without_frames()  # keep only the metadata and preview
-        result = VideoFeatures(str(video), features, pre, timings)
-        if key is not None:
+        results: list[VideoFeatures | None] = [None] * len(videos)
+        pending: list[tuple[int, Path, tuple | None]] = []
+        for position, video in enumerate(map(Path, videos)):
+            key = self._cache_key(video, config) if video.exists() else None
             with self._cache_lock:
-                self._feature_cache[key] = result
-                while len(self._feature_cache) > self._feature_cache_size:
-                    self._feature_cache.popitem(last=False)
-        return result
+                if key in self._feature_cache:
+                    self._feature_cache.move_to_end(key)
+                    results[position] = replace(self._feature_cache[key], timings={
+                        "preprocess": 0.0, "signhiera": 0.0, "feature_cache_hit": 1.0})
+                    continue
+            pending.append((position, video, key))
+        if pending:
+            for (position, video, key), features in zip(pending, self._run_signhiera(pending, config, cancel)):
+                results[position] = features
+                if key is not None:
+                    with self._cache_lock:
+                        self._feature_cache[key] = features
+                        while len(self._feature_cache) > self._feature_cache_size:
+                            self._feature_cache.popitem(last=False)
+        return results
+
+    def _run_signhiera(self, pending, config, cancel) -> list[VideoFeatures]:
+        from slt.video import join_clip_features, preprocess_video
+
+        outputs: list[list[torch.Tensor]] = [[] for _ in pending]
+        metadata, timings = [], []
+        batch: list[tuple[int, torch.Tensor, int]] = []  # (owner, clip [1,3,T,H,W], padding)
+        signhiera_seconds = [0.0]
+
+        def flush() -> None:
+            start = time.perf_counter()
+            clips = torch.cat([clip for _, clip, _ in batch]).to(self.device, self.dtype)
+            paddings = [padding for _, _, padding in batch]
+            with self._model_lock, torch.inference_mode():
+                # Padded frames are masked inside SignHiera, as the released model was trained.
+                features = signhiera_model.extract_features(clips, paddings).float().cpu()
+            for (owner, _, _), row in zip(batch, features):
+                outputs[owner].append(row)
+            batch.clear()
+            signhiera_seconds[0] += time.perf_counter() - start
+
+        signhiera_model = self.signhiera
+        for owner, (_, video, _) in enumerate(pending):
+            _check_cancel(cancel)
+            start = time.perf_counter()
+            pre = preprocess_video(video, config, materialize=False)  # uint8 crops; clips normalised per batch
+            timings.append({"preprocess": time.perf_counter() - start})
+            for clip, padding in pre.iter_clip_batches(1):
+                batch.append((owner, clip, padding[0]))
+                if len(batch) == self.clip_batch_size:
+                    _check_cancel(cancel)
+                    flush()
+            metadata.append(pre.without_frames())  # keep only the metadata and preview
+        if batch:
+            flush()
+        total_clips = sum(pre.n_clips for pre in metadata)
+        results = []
+        for owner, pre in enumerate(metadata):
+            timings[owner]["signhiera"] = signhiera_seconds[0] * pre.n_clips / total_clips  # shared batches
+            features = join_clip_features(torch.stack(outputs[owner]), pre.paddings)
+            results.append(VideoFeatures(str(pending[owner][1]), features, pre, timings[owner]))
+        return results
 
     def embed(self, features: Sequence[torch.Tensor], encoder: str) -> torch.Tensor:
         """Encode a batch of [N_i, D] feature sequences (padded together) into [B, 1024] sentence embeddings."""
@@ -295,10 +332,8 @@ class TranslationEngine:
             if label not in self.model_set.encoders:
                 raise ModelUnavailableError(f"unknown encoder '{label}'; this model set has: {', '.join(self.encoder_names)}")
         report = progress or (lambda stage, fraction: None)
-        extracted = []
-        for index, video in enumerate(videos):
-            report(f"preprocessing + SignHiera ({index + 1}/{len(videos)})", index / max(len(videos), 1) * 0.6)
-            extracted.append(self.extract(video, preprocess, cancel))
+        report(f"preprocessing + SignHiera ({len(videos)} clip{'s' if len(videos) > 1 else ''})", 0.0)
+        extracted = self.extract_many(videos, preprocess, cancel)
         features = [item.features for item in extracted]
         embeddings, encode_seconds = [], {}
         for label in encoders:

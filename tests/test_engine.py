@@ -212,3 +212,18 @@ def test_cli_plain_output_and_errors(demo_bundle_dir, tmp_path):
     assert bad_lang.returncode == 1 and "french" in bad_lang.stderr and "Traceback" not in bad_lang.stderr
     missing = run_cli("translate", str(tmp_path / "missing.mp4"), "--model-set", "demo", env_extra=env)
     assert missing.returncode == 1 and "missing.mp4" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_clips_of_several_videos_share_signhiera_batches(tiny_set, face_clips):
+    """With a batch of 4 clips, short videos are batched together; the features equal one-clip-at-a-time."""
+    one = TranslationEngine(tiny_set, device="cpu", clip_batch_size=1)
+    four = TranslationEngine(tiny_set, device="cpu", clip_batch_size=4)
+    calls = count_clip_passes(four.signhiera)
+    batches = []
+    real = four.signhiera.extract_features
+    four.signhiera.extract_features = lambda clips, *a, **k: (batches.append(clips.shape[0]), real(clips, *a, **k))[1]
+    together = four.extract_many(face_clips)
+    n_clips = [len(item.preprocessed.paddings) for item in together]
+    assert calls[0] == sum(n_clips) and max(batches) == 4 and len(batches) == -(-sum(n_clips) // 4)
+    for item, clip in zip(together, face_clips):
+        torch.testing.assert_close(item.features, one.extract(clip).features, atol=1e-5, rtol=1e-4)
