@@ -253,7 +253,7 @@ def test_training_start_stop_resume_and_browse(app):
 def test_app_stays_responsive_during_a_translation_and_cancel_stops_it(demo_bundle_dir, tmp_path):
     """`python app.py` as a real process: a browse request answers while a long translation runs; cancel stops it."""
     port = free_port()
-    long_clip = write_long_video(tmp_path / "long.mp4")
+    long_clip = write_long_video(tmp_path / "long.mp4", repeats=12)  # long enough to still run when asked
     env = {"SLT_DEMO_DIR": str(demo_bundle_dir), "SLT_RUNS_DIR": str(tmp_path / "runs")}
     write_predictions(tmp_path / "runs" / "r1", 1, collapsed_rows())
     with app_subprocess(port, env, tmp_path / "app.log") as url:
