@@ -243,6 +243,7 @@ class TranslationEngine:
     def _run_signhiera(self, pending, config, cancel) -> list[VideoFeatures]:
         from slt.video import join_clip_features, preprocess_video
 
+        signhiera = self.signhiera
         outputs: list[list[torch.Tensor]] = [[] for _ in pending]
         metadata, timings = [], []
         batch: list[tuple[int, torch.Tensor, int]] = []  # (owner, clip [1,3,T,H,W], padding)
@@ -254,13 +255,12 @@ class TranslationEngine:
             paddings = [padding for _, _, padding in batch]
             with self._model_lock, torch.inference_mode():
                 # Padded frames are masked inside SignHiera, as the released model was trained.
-                features = signhiera_model.extract_features(clips, paddings).float().cpu()
+                features = signhiera.extract_features(clips, paddings).float().cpu()
             for (owner, _, _), row in zip(batch, features):
                 outputs[owner].append(row)
             batch.clear()
             signhiera_seconds[0] += time.perf_counter() - start
 
-        signhiera_model = self.signhiera
         for owner, (_, video, _) in enumerate(pending):
             _check_cancel(cancel)
             start = time.perf_counter()
