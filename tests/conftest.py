@@ -1,16 +1,19 @@
-"""Shared test set-up: everything offline, on CPU, with caches in temporary folders."""
+"""Shared test set-up: everything offline, on CPU, with caches in temporary folders.
+
+Shared fixtures live in tests/fixtures/ (registered below, so each is defined once and a session fixture is built
+once); plain helpers in tests/helpers/. The repository root is on the import path through pyproject.toml's
+`pythonpath`, so tests import `slt`, `analysis` and `tests.helpers.*` by name.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+pytest_plugins = ["tests.fixtures.demo", "tests.fixtures.text"]
 
 # Tests never reach the network; model sets resolve to local files only.
 os.environ.setdefault("SLT_OFFLINE", "1")
@@ -28,26 +31,3 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("SLT_CACHE_DIR", str(cache))
     return cache
-
-
-@pytest.fixture(scope="session")
-def demo_bundle_dir() -> Path:
-    """The quick offline demo model set, built once (kept in .pytest_cache between local runs; CI builds it fresh).
-
-    It is built by the real `python -m slt demo build --quick` code path (synthetic corpus -> features -> training).
-    """
-    import dataclasses
-    import json
-
-    from slt.demo.build import DemoRecipe, build
-    from slt.demo.bundle import BUNDLE_FILE
-
-    root = REPO_ROOT / ".pytest_cache" / "slt-demo-quick"
-    recipe = DemoRecipe.quick()
-    built_with = root / "work" / "recipe.json"
-    current = (root / BUNDLE_FILE).exists() and built_with.exists() and \
-        json.loads(built_with.read_text()) == json.loads(json.dumps(dataclasses.asdict(recipe)))
-    if not current:
-        build(root, recipe, force=True)
-    os.environ["SLT_DEMO_DIR"] = str(root)
-    return root

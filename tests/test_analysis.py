@@ -32,9 +32,7 @@ from analysis import (
     sentence_scores,
 )
 from analysis.collapse import mean_pairwise_cosine
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _analysis_fixtures import collapsed_records, healthy_records, sentences, write_jsonl  # noqa: E402
+from tests.helpers.predictions import collapsed_records, healthy_records, sentences, write_jsonl
 
 SACREBLEU = Path(sys.executable).parent / "sacrebleu"
 

@@ -12,15 +12,14 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import PairedTest
 
 from analysis import (
     AlignmentError,
-    paired_significance,
     compare_systems,
     load_predictions,
+    paired_significance,
     plot_buckets,
     plot_metric_by_epoch,
     plot_pairwise_scatter,
@@ -28,11 +27,9 @@ from analysis import (
     word_diff,
     write_html_report,
 )
+from tests.helpers.predictions import collapsed_records, healthy_records, write_jsonl
+from tests.helpers.process import REPO_ROOT, VENV_LIB
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _analysis_fixtures import collapsed_records, healthy_records, write_jsonl  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 SACREBLEU = Path(sys.executable).parent / "sacrebleu"
 GENERIC = "The teacher bought a red car yesterday."
 
@@ -156,8 +153,8 @@ def test_plots_carry_the_data(report, systems, tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LD_LIBRARY_PATH": str(ROOT / ".venv" / "lib")}
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=ROOT, env=env, capture_output=True,
+    env = {**os.environ, "LD_LIBRARY_PATH": str(VENV_LIB)}
+    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -16,10 +16,17 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from _app_fixtures import (
-    ADMIN_TOKEN, SAMPLES, app_settings, app_subprocess, collapsed_rows, free_port, launched_app, wait_ready,
-    MAX_UPLOAD_MB, write_long_video, write_noise_video, write_predictions,
+from tests.helpers.app import (
+    ADMIN_TOKEN,
+    MAX_UPLOAD_MB,
+    app_settings,
+    app_subprocess,
+    free_port,
+    launched_app,
+    wait_ready,
 )
+from tests.helpers.predictions import collapsed_rows, write_predictions
+from tests.helpers.video import SAMPLES, write_long_video, write_noise_video
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from _app_fixtures import ADMIN_TOKEN, SAMPLES, app_settings, collapsed_rows, free_port, launched_app, write_predictions
+from tests.helpers.app import ADMIN_TOKEN, app_settings, free_port, launched_app
+from tests.helpers.predictions import collapsed_rows, write_predictions
+from tests.helpers.video import SAMPLES
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

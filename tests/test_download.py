@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
     cut_once = True
     requests: list[str] = []
 
-    def do_GET(self):  # noqa: N802 (http.server API)
+    def do_GET(self):
         RangeHandler.requests.append(self.headers.get("Range") or "")
         if self.path not in ("/model.pt", "/cut.pt"):
             self.send_error(404)

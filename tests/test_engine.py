@@ -14,19 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from _text_fixtures import TINY_LANGS, tiny_text_model  # noqa: F401 (session fixture)
-from _video_fixtures import astronaut_video, carphone_path, write_video
 from slt.engine import TranslationEngine, pick_dtype
 from slt.errors import CheckpointError, ModelUnavailableError, NoSignerError, UnknownLanguageError, VideoReadError
 from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
 from slt.registry import ModelSet
 from slt.video import PreprocessConfig
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.process import REPO_ROOT
+from tests.helpers.text import TINY_LANGS
+from tests.helpers.video import astronaut_video, carphone_path, write_video
 
 
 @pytest.fixture(scope="module")
-def tiny_set(tiny_text_model, tmp_path_factory) -> ModelSet:  # noqa: F811
+def tiny_set(tiny_text_model, tmp_path_factory) -> ModelSet:
     """A tiny SignHiera, two differently initialised tiny encoders, and the tiny trained text decoder."""
     folder = tmp_path_factory.mktemp("tiny_set")
     torch.manual_seed(0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from _data_fixtures import make_broken_video, make_face_video
 from slt.__main__ import main
 from slt.data.extract import ExtractOptions, extract_features, preprocess_config_for
 from slt.data.features import read_features_manifest
@@ -20,9 +18,9 @@ from slt.data.safe_ids import safe_id
 from slt.errors import FeatureExtractionError
 from slt.models import SignHiera, SignHieraConfig, load_signhiera, save_model_checkpoint
 from slt.video import join_clip_features, preprocess_video
+from tests.helpers.process import REPO_ROOT, VENV_BIN, VENV_LIB, child_env
+from tests.helpers.video import make_broken_video, make_face_video
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 GOOD = {"short": 20, "clip/3": 36, "medium": 50, "long": 70}  # id -> frames (unsafe id on purpose)
 TINY = dict(num_frames=16, image_size=32)
 
@@ -73,8 +71,8 @@ def cli(*args: str) -> list[str]:
 
 
 def run_subprocess(command: list[str], timeout: float = 150) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LD_LIBRARY_PATH": str(VENV_BIN.parent / "lib")}
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    env = child_env(LD_LIBRARY_PATH=str(VENV_LIB))
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_features_manifest_tensors_and_failures(corpus: Path, reference: Path) -> None:

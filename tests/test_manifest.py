@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from _data_fixtures import make_face_video, make_numbered_video, read_brightness
-from slt.data.how2sign import convert_how2sign, main as how2sign_main
+from slt.data.how2sign import convert_how2sign
+from slt.data.how2sign import main as how2sign_main
 from slt.data.manifest import ManifestRow, convert_ssvp, read_manifest, write_manifest
 from slt.data.safe_ids import safe_id
 from slt.errors import ManifestError
+from tests.helpers.video import make_face_video, make_numbered_video, read_brightness
 
 
 @pytest.fixture(scope="module")

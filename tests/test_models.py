@@ -12,8 +12,15 @@ import torch.nn.functional as F
 from transformers import T5Model
 
 from slt.errors import CheckpointError, ModelInputError
-from slt.models import (SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, load_signhiera,
-                        load_sonar_sign_encoder, save_model_checkpoint)
+from slt.models import (
+    SignHiera,
+    SignHieraConfig,
+    SonarSignEncoder,
+    SonarSignEncoderConfig,
+    load_signhiera,
+    load_sonar_sign_encoder,
+    save_model_checkpoint,
+)
 from slt.models.signhiera import _max_pool_unrolled, _unroll
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "conformance"

@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import T5ForConditionalGeneration
 
-from _train_extra_fixtures import SENTENCES, one_thread, write_features  # noqa: F401 (one_thread: autouse fixture)
 from slt.data.features import FeaturesDataset, collate_features
 from slt.errors import ModelUnavailableError, TrainingError
 from slt.models import SonarSignEncoder, SonarSignEncoderConfig, load_sonar_sign_encoder, save_model_checkpoint
@@ -19,6 +18,7 @@ from slt.train.recipes import get_recipe
 from slt.train.recipes.scratch import load_scratch_translator
 from slt.train.recipes.t5_bridge import load_t5_bridge, t5_tiny_config
 from slt.train.recipes.target_spm import train_target_spm
+from tests.helpers.features import SENTENCES, write_features
 
 CPU = torch.device("cpu")
 

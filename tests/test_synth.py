@@ -6,18 +6,26 @@ import collections
 import csv
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import sacrebleu
 
 from slt.__main__ import main as slt_main
 from slt.data.manifest import read_manifest
-from slt.data.synth import (SPLITS, Grammar, generate_corpus, get_domain, gesture_for, plan_corpus, realise,
-                            render_sentence)
+from slt.data.synth import (
+    SPLITS,
+    Grammar,
+    generate_corpus,
+    gesture_for,
+    get_domain,
+    plan_corpus,
+    realise,
+    render_sentence,
+)
 from slt.data.synth.domains import INSTRUCTIONAL_VOCAB, STUDIO_VOCAB
 from slt.errors import CorpusConfigError
-from tests._synth_fixtures import clip_histograms, hog_faces, read_rgb_frames, segment_features, signer_crops
+from tests.helpers.synth import clip_histograms, hog_faces, segment_features, signer_crops
+from tests.helpers.video import read_frames
 
 COUNTS = {"studio": (40, 6, 8), "instructional": (40, 4, 4)}
 
@@ -57,7 +65,7 @@ def test_manifests_list_every_clip_and_videos_decode_at_stated_length(corpora, d
         for clip_id, video_path, n_frames, translation in rows[1:]:
             all_ids.append(clip_id)
             assert not Path(video_path).is_absolute()
-            frames, fps = read_rgb_frames(folder / video_path)
+            frames, fps = read_frames(folder / video_path, rgb=True)
             assert len(frames) == int(n_frames) and fps == pytest.approx(spec.fps)
             assert frames[0].shape == (spec.frame_size[1], spec.frame_size[0], 3)
             assert 1.2 <= len(frames) / fps <= 3.6  # short clips: 2-4 signs
@@ -71,7 +79,7 @@ def test_manifests_list_every_clip_and_videos_decode_at_stated_length(corpora, d
 def test_dlib_hog_finds_the_signer_in_most_sampled_frames(corpora, domain):
     found = total = 0
     for row in _tsv(corpora[domain] / "train.tsv")[1:13]:
-        frames, _ = read_rgb_frames(corpora[domain] / row[1])
+        frames, _ = read_frames(corpora[domain] / row[1], rgb=True)
         for frame in frames[::16]:
             found += bool(hog_faces(frame))
             total += 1
@@ -88,8 +96,8 @@ def test_same_seed_gives_identical_files_regardless_of_workers(tmp_path):
     assert len(videos) == 5
     for video in videos:
         assert video.read_bytes() == (tmp_path / "b" / "videos" / video.name).read_bytes()
-    frames_a, _ = read_rgb_frames(videos[0])
-    frames_c, _ = read_rgb_frames(tmp_path / "c" / "videos" / videos[0].name)
+    frames_a, _ = read_frames(videos[0], rgb=True)
+    frames_c, _ = read_frames(tmp_path / "c" / "videos" / videos[0].name, rgb=True)
     assert len(frames_a) != len(frames_c) or any(not np.array_equal(x, y) for x, y in zip(frames_a, frames_c))
 
 
@@ -150,7 +158,7 @@ def _word_segments(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for split in SPLITS:
         glosses = _glosses(folder, split)
         for row in _tsv(folder / f"{split}.tsv")[1:]:
-            frames, _ = read_rgb_frames(folder / row[1])
+            frames, _ = read_frames(folder / row[1], rgb=True)
             hists = clip_histograms(signer_crops(frames))
             clip_number = len(set(clips))
             for gloss, (start, end) in zip(*glosses[row[0]]):
@@ -192,7 +200,7 @@ def test_ssvp_format_is_headerless_and_readable(tmp_path):
     rows = _tsv(manifests["train"])
     assert manifests["train"] == tmp_path / "manifests" / "train.tsv" and len(rows) == 2
     name, duration, caption = rows[0]
-    frames, _ = read_rgb_frames(tmp_path / "videos" / f"{name}.mp4")
+    frames, _ = read_frames(tmp_path / "videos" / f"{name}.mp4", rgb=True)
     assert int(duration) == len(frames) and caption.endswith(".")
     manifest = read_manifest(manifests["train"], video_root=tmp_path / "videos", strict=True)
     assert manifest.format == "ssvp" and len(manifest) == 2

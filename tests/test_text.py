@@ -5,9 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _text_fixtures import tiny_text_model  # noqa: F401  (session fixture)
-from slt.errors import DecodingOptionsError, InvalidArgumentError, ModelUnavailableError, UnknownAssetError, UnknownLanguageError
-from slt.text import FLORES200_LANGUAGES, DecodingOptions, SonarTextDecoder, register_local_text_assets, validate_languages
+from slt.errors import (
+    DecodingOptionsError,
+    InvalidArgumentError,
+    ModelUnavailableError,
+    UnknownAssetError,
+    UnknownLanguageError,
+)
+from slt.text import (
+    FLORES200_LANGUAGES,
+    DecodingOptions,
+    SonarTextDecoder,
+    register_local_text_assets,
+    validate_languages,
+)
 from slt.text.tiny import tiny_decoder_config
 
 # ----------------------------------------------------------------- languages and options

@@ -4,7 +4,6 @@ every token, exact resume after SIGTERM, 2-process DDP == 1 process, NaN stop na
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,15 +18,9 @@ from slt.errors import ManifestError, TrainingError
 from slt.text import DecodingOptions
 from slt.train.config import DecodingConfig, TrainConfig, decoding_options
 from slt.train.sampling import epoch_batches
-
-sys.path.insert(0, str(Path(__file__).parent))
-import _train_fixtures as F  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from tests.helpers import features as F
+from tests.helpers.predictions import read_jsonl
+from tests.helpers.process import REPO_ROOT, child_env
 
 
 # ---------------------------------------------------------------------------------------------- fast checks
@@ -190,7 +183,7 @@ def _train_cmd(config: Path, *extra: str) -> list[str]:
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return child_env(OMP_NUM_THREADS="1")
 
 
 def test_sigterm_stops_with_checkpoint_and_resume_is_exact(corpus, tmp_path):
@@ -201,7 +194,7 @@ def test_sigterm_stops_with_checkpoint_and_resume_is_exact(corpus, tmp_path):
 
     cfg = base_config(corpus, tmp_path / "cut", epochs=3, batch_size=4)
     cfg.save(tmp_path / "cut.json")
-    proc = subprocess.Popen(_train_cmd(tmp_path / "cut.json"), cwd=REPO, env=_env(),
+    proc = subprocess.Popen(_train_cmd(tmp_path / "cut.json"), cwd=REPO_ROOT, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "cut" / "metrics.jsonl"
     deadline = time.time() + 240
@@ -214,7 +207,7 @@ def test_sigterm_stops_with_checkpoint_and_resume_is_exact(corpus, tmp_path):
     assert status["state"] == "stopped" and (tmp_path / "cut" / "last.pt").exists()
     assert status["step"] < full[-1]["step"]
 
-    resumed = subprocess.run(_train_cmd(tmp_path / "cut.json", "--resume"), cwd=REPO, env=_env(),
+    resumed = subprocess.run(_train_cmd(tmp_path / "cut.json", "--resume"), cwd=REPO_ROOT, env=_env(),
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     cut = read_jsonl(metrics)
@@ -235,7 +228,7 @@ def test_two_process_ddp_matches_one_process_across_unfreezing(corpus, tmp_path)
     cfg.save(tmp_path / "two.json")
     torchrun = Path(sys.executable).parent / "torchrun"
     result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "slt", "train",
-                             "--config", str(tmp_path / "two.json")], cwd=REPO, env=_env(),
+                             "--config", str(tmp_path / "two.json")], cwd=REPO_ROOT, env=_env(),
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     one = [m["train_loss"] for m in read_jsonl(tmp_path / "one" / "metrics.jsonl") if "val_loss" not in m]

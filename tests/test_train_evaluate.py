@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from _data_fixtures import make_broken_video, make_face_video
 from slt.__main__ import main
 from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
+from tests.helpers.predictions import read_jsonl
+from tests.helpers.process import REPO_ROOT, child_env
+from tests.helpers.video import make_broken_video, make_face_video
 
-REPO = Path(__file__).resolve().parent.parent
 CLIPS = {"c1": (20, "the cat sees a red ball"), "clip/2": (28, "a dog likes green trees"),
          "c3": (24, "my friend draws the old house")}  # id -> (frames, reference); one id needs a safe file name
 TINY_HIERA = dict(num_frames=16, image_size=32)
@@ -41,11 +41,11 @@ def setup(tmp_path_factory) -> dict[str, Path | list[str]]:
     decoder, tokenizer, paths = pretrain_text_decoder([t for _, t in CLIPS.values()] + ["green trees"],
                                                       root / "text", model_dim=32, steps=30, vocab_size=48,
                                                       name_prefix="evaluate_tiny")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-m", "slt", "extract-features", "--manifest", str(root / "videos.tsv"),
                            "--out", str(root / "extracted"), "--signhiera", str(root / "signhiera.pt"),
                            "--detector", "hog", "--workers", "0", "--device", "cpu"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     model_flags = ["--encoder", str(root / "encoder.pt"), "--decoder", decoder, "--tokenizer", tokenizer,
                    "--asset-cards", str(paths["cards"]), "--device", "cpu", "--beam-size", "2", "--max-len", "16",
@@ -59,7 +59,7 @@ def evaluate(setup, out: Path, *source: str) -> dict:
 
 
 def predictions(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "test_predictions.jsonl").read_text().splitlines()]
+    return read_jsonl(out / "test_predictions.jsonl")
 
 
 def test_video_manifest_with_extracted_features_and_from_video_agree(setup, tmp_path):

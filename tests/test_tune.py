@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 import pytest
-import torch
 
-from _train_extra_fixtures import LONG_SENTENCES, one_thread, write_features  # noqa: F401 (one_thread: autouse fixture)
 from slt.__main__ import main
 from slt.errors import TrainingError
 from slt.train.config import TrainConfig
 from slt.train.tune_space import apply_params, build_space, parse_search
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.features import LONG_SENTENCES, write_features
+from tests.helpers.process import child_env
 
 
 def base_flags(tmp_path: Path) -> list[str]:
@@ -59,7 +56,7 @@ def test_study_prunes_resumes_across_processes_plots_and_trains_the_best(tmp_pat
     assert best_cfg.lr == 0.005 and best_cfg.epochs == 4  # the full epochs, not the trial epochs
 
     # A second process continues the same study: the trial count grows and numbering goes on.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env = child_env(OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-m", "slt", "tune", *flags, "--n-trials", "1"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]

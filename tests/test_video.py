@@ -26,8 +26,7 @@ from slt.video.decode import iter_frames
 from slt.video.detect import _load_detector, cnn_model_path, detect_faces, downscale, get_detector
 from slt.video.scan import scan_video
 from slt.video.signer_box import Detection, choose_face_box, expand_face_box, iou, link_tubes, make_square
-
-from _video_fixtures import (
+from tests.helpers.video import (
     ASTRONAUT_FACE,
     astronaut_bgr,
     astronaut_video,
@@ -329,8 +328,6 @@ def test_print_detector_timings_on_carphone():
 
 def test_lazy_clip_batches_equal_materialised_clips_and_keep_less(tmp_path):
     """The engine's path (uint8 crops, clips normalised a batch at a time) gives exactly the full clips."""
-    from _video_fixtures import astronaut_video
-
     video, _ = astronaut_video(tmp_path / "long.mp4", n_frames=160)
     config = PreprocessConfig(detector="hog", clip_frames=16, stride=8)
     full = preprocess_video(video, config)

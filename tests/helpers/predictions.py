@@ -1,4 +1,7 @@
-"""Shared synthetic prediction sets for the analysis tests: varied English sentences, built from word lists."""
+"""Synthetic prediction sets (varied English sentences built from word lists; collapsed systems) and JSONL files.
+
+`{"id", "reference", "prediction"}` rows as the trainer writes them to runs/<name>/predictions_epoch<N>.jsonl.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ def noisy(sentence: str, rng: random.Random, p: float = 0.25) -> str:
 
 
 def healthy_records(n: int, seed: int = 0) -> list[dict]:
+    """``n`` rows whose predictions are noisy copies of their references (a working system)."""
     rng = random.Random(seed)
     refs = sentences(n, seed)
     return [{"id": f"s{i:05d}", "reference": r, "prediction": noisy(r, rng)} for i, r in enumerate(refs)]
@@ -57,9 +61,28 @@ def collapsed_records(n: int, share: float = 0.9, seed: int = 0) -> list[dict]:
             for i, r in enumerate(refs)]
 
 
+def collapsed_rows(n: int = 24) -> list[dict]:
+    """Predictions where one generic sentence ("the man is happy") covers all but the last 4 inputs; short ids
+    and references the app tests look for."""
+    refs = [f"sentence number {i} about topic {i % 7}" for i in range(n)]
+    preds = ["the man is happy"] * (n - 4) + refs[n - 4:]
+    return [{"id": f"s{i:03d}", "reference": r, "prediction": p} for i, (r, p) in enumerate(zip(refs, preds))]
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """One JSON object per line (UTF-8), creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return path
+
+
+def write_predictions(run_dir: Path, epoch: int, rows: list[dict]) -> Path:
+    """A run's predictions file for `epoch`, named as the trainer names it."""
+    return write_jsonl(run_dir / f"predictions_epoch{epoch}.jsonl", rows)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every non-blank line of a JSONL file, parsed."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

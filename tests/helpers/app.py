@@ -1,9 +1,11 @@
-"""Shared by the app tests: launch the real app (in-process or as `python app.py`), write test inputs."""
+"""Shared by the app tests: launch the real app (in-process or as `python app.py`) with test settings.
+
+Test inputs come from `tests.helpers.video` (noise and long videos, the shipped SAMPLES) and `tests.helpers.predictions`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -12,11 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import cv2
-import numpy as np
+from tests.helpers.process import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = REPO_ROOT / "assets" / "samples"
 ADMIN_TOKEN = "test-admin-token"
 # Limits chosen against the shipped clips: instructional_1 (2.5 s, 459 KB) passes; studio_1 (3.2 s) is too long;
 # instructional_3 (523 KB) is too large.
@@ -94,46 +93,3 @@ def wait_ready(client, timeout_s: float = 240) -> dict:
         assert time.monotonic() < deadline, info
         time.sleep(1)
 
-
-def write_noise_video(path: Path, frames: int = 64, size: int = 160, fps: float = 25.0) -> Path:
-    """A real, decodable video without any face (random noise)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
-    rng = np.random.default_rng(0)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
-    writer.release()
-    assert path.stat().st_size > 0
-    return path
-
-
-def write_long_video(path: Path, repeats: int = 6) -> Path:
-    """A real video of the shipped instructional clips played back to back (a slow translation for load tests)."""
-    writer = None
-    for _ in range(repeats):
-        for clip in ("instructional_1.webm", "instructional_3.webm"):
-            cap = cv2.VideoCapture(str(SAMPLES / clip))
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                if writer is None:
-                    h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (w, h))
-                writer.write(frame)
-            cap.release()
-    writer.release()
-    return path
-
-
-def write_predictions(run_dir: Path, epoch: int, rows: list[dict]) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / f"predictions_epoch{epoch}.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def collapsed_rows(n: int = 24) -> list[dict]:
-    """Predictions where one generic sentence covers most inputs (a collapsed system)."""
-    refs = [f"sentence number {i} about topic {i % 7}" for i in range(n)]
-    preds = ["the man is happy"] * (n - 4) + refs[n - 4:]
-    return [{"id": f"s{i:03d}", "reference": r, "prediction": p} for i, (r, p) in enumerate(zip(refs, preds))]

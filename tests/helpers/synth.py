@@ -1,29 +1,15 @@
-"""Helpers for the synth tests: decode clips and crop the signer the way the video pipeline does."""
+"""Helpers for the synth tests: find faces and crop the signer the way the video pipeline does, colour statistics.
+
+Frames come from `tests.helpers.video.read_frames(path, rgb=True)`.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import cv2
 import dlib
 import numpy as np
 
 _HOG = dlib.get_frontal_face_detector()
-
-
-def read_rgb_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    """All frames of a video (RGB) and the container's fps, via OpenCV."""
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), path
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return frames, fps
 
 
 def hog_faces(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
