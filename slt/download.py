@@ -36,6 +36,11 @@ class RemoteFile:
     sha256: str | None = None  # not published for the SONAR ASL files; recorded after the first download
 
 
+def default_cache_dir() -> Path:
+    """Where downloaded official weights live: `$SLT_CACHE_DIR`, default `checkpoints/official` in the repo."""
+    return Path(os.environ.get("SLT_CACHE_DIR", Path(__file__).resolve().parent.parent / "checkpoints" / "official"))
+
+
 def offline_requested() -> bool:
     return any(os.environ.get(var, "").lower() in {"1", "true", "yes"} for var in ("SLT_OFFLINE", "HF_HUB_OFFLINE"))
 

@@ -1,5 +1,5 @@
-"""Text side of SLT Studio: FLORES-200 languages, SONAR text decoding (sonar-space/fairseq2), teacher-forced loss,
-local asset cards, and tiny trained stand-ins of the SONAR decoder for offline use and tests.
+"""Text side of SLT Studio: FLORES-200 languages, SONAR text decoding (sonar-space/fairseq2 or transformers),
+teacher-forced loss, local asset cards, and tiny trained stand-ins of the SONAR decoder for offline use and tests.
 
 Heavy imports (fairseq2, sonar) happen on first use of the names that need them, so `import slt.text` stays cheap.
 """
@@ -13,6 +13,10 @@ from slt.text.options import DecodingOptions
 
 _LAZY = {
     "SonarTextDecoder": "slt.text.decoder",
+    "HFTextDecoder": "slt.text.hf_decoder",
+    "load_text_decoder": "slt.text.backends",
+    "resolve_backend": "slt.text.backends",
+    "DECODER_BACKENDS": "slt.text.backends",
     "register_local_text_assets": "slt.text.assets",
     "register_asset_file": "slt.text.assets",
     "ensure_fairseq2": "slt.text.assets",
@@ -27,6 +31,8 @@ __all__ = ["FLORES200_LANGUAGES", "validate_languages", "DecodingOptions", *_LAZ
 
 if TYPE_CHECKING:
     from slt.text.assets import ensure_fairseq2, register_asset_file, register_local_text_assets
+    from slt.text.backends import DECODER_BACKENDS, load_text_decoder, resolve_backend
+    from slt.text.hf_decoder import HFTextDecoder
     from slt.text.decoder import SonarTextDecoder
     from slt.text.pretrain import TinySentenceEncoder, pretrain_text_decoder
     from slt.text.tiny import build_tiny_text_decoder, tiny_decoder_config, train_sentencepiece

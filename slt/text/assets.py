@@ -17,12 +17,7 @@ from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
-import fairseq2
-import fairseq2.runtime.dependency as fs2_dependency
 import yaml
-from fairseq2.assets import AssetCard, AssetMetadataProvider, AssetMetadataSource, AssetStore
-from fairseq2.assets.download_manager import AssetDownloadError, AssetDownloadManager
-from fairseq2.error import InvalidOperationError
 
 from slt.errors import ModelUnavailableError, UnknownAssetError
 
@@ -30,52 +25,70 @@ _SOURCE = "slt-local"
 _CARDS: dict[str, dict[str, object]] = {}  # canonical name ("name@") -> card metadata
 _LOCK = threading.Lock()
 _installed = False
+_PROVIDER = None  # the fairseq2 metadata provider over _CARDS, created by _live_provider()
 
 DECODER_FAMILY = "transformer_decoder"  # sonar-space's SONAR_TEXT_DECODER_FAMILY
 TOKENIZER_FAMILY = "nllb"
 
 
-class _LiveProvider(AssetMetadataProvider):
-    """Serves the cards in `_CARDS`, including ones registered after the store was built."""
+def _live_provider():
+    """The one fairseq2 metadata provider serving `_CARDS` (built on first use: fairseq2 is imported only here)."""
+    global _PROVIDER
+    if _PROVIDER is None:
+        from fairseq2.assets import AssetMetadataProvider
 
-    def maybe_get_metadata(self, name: str) -> dict[str, object] | None:
-        with _LOCK:
-            metadata = _CARDS.get(name)
-            return copy.deepcopy(metadata) if metadata is not None else None
+        class _LiveProvider(AssetMetadataProvider):
+            """Serves the cards in `_CARDS`, including ones registered after the store was built."""
 
-    @property
-    def asset_names(self) -> Set[str]:
-        with _LOCK:
-            return set(_CARDS)
+            def maybe_get_metadata(self, name: str) -> dict[str, object] | None:
+                with _LOCK:
+                    metadata = _CARDS.get(name)
+                    return copy.deepcopy(metadata) if metadata is not None else None
 
-    @property
-    def source(self) -> str:
-        return _SOURCE
+            @property
+            def asset_names(self) -> Set[str]:
+                with _LOCK:
+                    return set(_CARDS)
 
+            @property
+            def source(self) -> str:
+                return _SOURCE
 
-_PROVIDER = _LiveProvider()
-
-
-class _LiveSource(AssetMetadataSource):
-    def load(self):
-        yield _PROVIDER
+        _PROVIDER = _LiveProvider()
+    return _PROVIDER
 
 
-def ensure_fairseq2() -> AssetStore:
+def _live_source():
+    from fairseq2.assets import AssetMetadataSource
+
+    class _LiveSource(AssetMetadataSource):
+        def load(self):
+            yield _live_provider()
+
+    return _LiveSource()
+
+
+def ensure_fairseq2():
     """Initialise fairseq2 once per process with our live card provider; return the asset store.
 
     Works whichever happened first: if fairseq2 is not initialised we pass the provider as an `extras` hook;
     if someone already initialised it, we add the provider to the store it built.
     """
+    import fairseq2
+    import fairseq2.runtime.dependency as fs2_dependency
+    from fairseq2.assets import AssetMetadataSource, AssetStore
+    from fairseq2.error import InvalidOperationError
+
     global _installed
+    provider = _live_provider()
     with _LOCK:
         if not _installed:
             if fs2_dependency._resolver is None:
-                fairseq2.init_fairseq2(extras=lambda c: c.collection.register(AssetMetadataSource, lambda _r: _LiveSource()))
+                fairseq2.init_fairseq2(extras=lambda c: c.collection.register(AssetMetadataSource, lambda _r: _live_source()))
             else:
                 container = fs2_dependency._resolver
                 try:
-                    container.collection.register(AssetMetadataSource, lambda _r: _LiveSource())
+                    container.collection.register(AssetMetadataSource, lambda _r: _live_source())
                 except InvalidOperationError:
                     # The container is frozen and the store exists: fairseq2 0.8.1 has no public way to add a
                     # source now, so append the provider to the store's list (lookups scan it in order).
@@ -86,8 +99,8 @@ def ensure_fairseq2() -> AssetStore:
                             "cannot register local SONAR text assets: fairseq2 was initialised with an asset store "
                             f"of type {type(store).__name__} that does not accept new cards"
                         ) from None
-                    if _PROVIDER not in providers:
-                        providers.append(_PROVIDER)
+                    if provider not in providers:
+                        providers.append(provider)
             _installed = True
     return fs2_dependency.get_dependency_resolver().resolve(AssetStore)
 
@@ -136,8 +149,10 @@ def checkpoint_uri(path: Path) -> str:
 
 
 def register_cards(cards: list[dict[str, object]]) -> list[str]:
-    """Register card dicts (each with a `name`); re-registering a name replaces its card. Returns the names."""
-    ensure_fairseq2()
+    """Register card dicts (each with a `name`); re-registering a name replaces its card. Returns the names.
+
+    The cards live in this module (read by both backends); fairseq2 sees them through the live provider that
+    `ensure_fairseq2` installs, whenever that happens."""
     names = []
     with _LOCK:
         for card in cards:
@@ -212,12 +227,12 @@ def register_asset_file(path: str | Path) -> list[str]:
     return register_cards([_resolve_relative_files(card, path.resolve().parent) for card in cards])
 
 
-def retrieve_card(name: str, kind: str) -> AssetCard:
+def retrieve_card(name: str, kind: str):
     """The card called `name`, or :class:`UnknownAssetError` listing similar registered names."""
     store = ensure_fairseq2()
     card = store.maybe_retrieve_card(name)
     if card is None:
-        known = sorted({n.split("@")[0] for n in store.asset_names} | {n.split("@")[0] for n in _PROVIDER.asset_names})
+        known = sorted({n.split("@")[0] for n in store.asset_names} | {n.split("@")[0] for n in _CARDS})
         similar = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
         hint = f" Similar names: {', '.join(similar)}." if similar else ""
         raise UnknownAssetError(
@@ -228,8 +243,11 @@ def retrieve_card(name: str, kind: str) -> AssetCard:
     return card
 
 
-def require_local_files(card: AssetCard, field: str, kind: str) -> None:
+def require_local_files(card, field: str, kind: str) -> None:
     """Fail fast, without touching the network, if the card's `field` URI is neither a file nor in fairseq2's cache."""
+    import fairseq2.runtime.dependency as fs2_dependency
+    from fairseq2.assets.download_manager import AssetDownloadError, AssetDownloadManager
+
     uri_field = card.maybe_get_field(field)
     if uri_field is None:
         raise ModelUnavailableError(f"asset '{card.name}' has no '{field}' field, so it cannot provide the {kind}")
@@ -250,3 +268,89 @@ def require_local_files(card: AssetCard, field: str, kind: str) -> None:
             f"the {kind} of asset '{card.name}' ({uri}) is not in the fairseq2 cache and downloading it needs "
             "internet access; connect once to fill the cache (FAIRSEQ2_CACHE_DIR) or use a local model set"
         ) from ex
+
+
+# --------------------------------------------------------------------------- fairseq2-free resolution
+# sonar-space's official text cards, as facts (what its YAML files say), for the transformers backend.
+OFFICIAL_TEXT_CARDS: dict[str, dict[str, object]] = {
+    "text_sonar_basic_decoder": {
+        "model_family": DECODER_FAMILY, "model_arch": "basic",
+        "checkpoint": "https://dl.fbaipublicfiles.com/SONAR/sonar_text_decoder.pt",
+        "tokenizer": "https://dl.fbaipublicfiles.com/SONAR/sentencepiece.source.256000.model",
+    },
+    "text_sonar_basic_encoder": {
+        "tokenizer": "https://dl.fbaipublicfiles.com/SONAR/sentencepiece.source.256000.model",
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TextAssets:
+    """The local files and settings of a text decoder + tokenizer pair, resolved without fairseq2."""
+
+    checkpoint: Path
+    tokenizer: Path
+    langs: list[str]
+    config: dict[str, object]  # fairseq2 field names: the card's architecture with its overrides applied
+
+
+def _card(name: str, kind: str) -> dict[str, object]:
+    with _LOCK:
+        card = _CARDS.get(f"{name}@")
+    if card is not None:
+        return copy.deepcopy(card)
+    if name in OFFICIAL_TEXT_CARDS:
+        return copy.deepcopy(OFFICIAL_TEXT_CARDS[name])
+    known = sorted({n.split("@")[0] for n in _CARDS} | set(OFFICIAL_TEXT_CARDS))
+    similar = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+    hint = f" Similar names: {', '.join(similar)}." if similar else ""
+    raise UnknownAssetError(
+        f"no asset card named '{name}' for the {kind}.{hint} Use 'text_sonar_basic_decoder' / "
+        "'text_sonar_basic_encoder', or register local files with slt.text.register_asset_file()."
+    )
+
+
+def _local_file(uri: object, name: str, kind: str) -> Path:
+    """The path behind a card's file URI; official https files must already be in the SLT cache."""
+    from slt.download import RemoteFile, default_cache_dir, ensure_file
+
+    if not isinstance(uri, str):
+        raise ModelUnavailableError(f"asset '{name}' has no file for the {kind}")
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        path = Path(urllib.parse.unquote(parsed.path))
+        if not path.is_file():
+            raise ModelUnavailableError(f"the {kind} file {path} of asset '{name}' does not exist")
+        return path
+    if parsed.scheme in ("http", "https"):
+        remote = RemoteFile(Path(parsed.path).name, uri, f"SONAR {kind}")
+        return ensure_file(remote, default_cache_dir() / "sonar_text")
+    raise ModelUnavailableError(f"asset '{name}' names its {kind} as {uri!r}, which is neither a file nor a URL")
+
+
+def resolve_text_assets(decoder: str, tokenizer: str) -> TextAssets:
+    """Files, languages and architecture of a decoder/tokenizer pair from the registered cards (no fairseq2).
+
+    Local cards (`register_asset_file`) point at files; the official names download into the SLT cache
+    (`$SLT_CACHE_DIR/sonar_text`) on first use, or fail clearly offline.
+    """
+    from slt.text.hf_decoder import resolve_arch_config
+    from slt.text.languages import FLORES200_LANGUAGES
+
+    decoder_card = _card(decoder, "text decoder")
+    if decoder_card.get("model_family") != DECODER_FAMILY:
+        raise ModelUnavailableError(f"asset '{decoder}' is not a SONAR text decoder (model_family must be '{DECODER_FAMILY}')")
+    tokenizer_card = _card(tokenizer, "text tokenizer")
+    overrides = decoder_card.get("model_config") or {}
+    overrides = overrides.get("_set_", overrides) if isinstance(overrides, dict) else {}
+    config = resolve_arch_config(str(decoder_card.get("model_arch", "basic")), overrides)
+    tokenizer_config = tokenizer_card.get("tokenizer_config") or {}
+    if isinstance(tokenizer_config, dict):
+        tokenizer_config = tokenizer_config.get("_set_", tokenizer_config)
+    langs = [str(lang) for lang in (tokenizer_config or {}).get("langs") or FLORES200_LANGUAGES]
+    return TextAssets(
+        checkpoint=_local_file(decoder_card.get("checkpoint"), decoder, "text decoder checkpoint"),
+        tokenizer=_local_file(tokenizer_card.get("tokenizer"), tokenizer, "text tokenizer model"),
+        langs=langs,
+        config=config,
+    )

@@ -108,29 +108,40 @@ class SonarTextDecoder:
         return BeamSearchSeq2SeqGenerator(self._model, vocab, beam_size=options.beam_size, **common)
 
     # ----------------------------------------------------------------- public API
-    def decode(
-        self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions = DecodingOptions()
-    ) -> dict[str, list[str]]:
-        """Decode `[B, model_dim]` sentence embeddings into text in each target language.
+    backend = "fairseq2"
 
-        All B x len(langs) sequences go through one batched generation call (every prefix has the same length,
-        so rows may carry different language tokens). Returns `{lang: [B strings]}` in input order.
-        """
+    def generate_ids(
+        self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions = DecodingOptions()
+    ) -> list[Tensor]:
+        """Generated token ids (final EOS included) of the best hypothesis per row; rows are language-major
+        (row i*B + b is language i, embedding b). All rows go through one batched generation call (every
+        prefix has the same length, so rows may carry different language tokens)."""
         langs = validate_languages(langs, supported=self.languages)
         embeddings = self._check_embeddings(embeddings)
         batch = embeddings.shape[0]
-        # Row order is language-major: rows [i*B:(i+1)*B] are language i.
         source = embeddings.repeat(len(langs), 1)
         prefixes = torch.stack([self._prefix(lang) for lang in langs]).repeat_interleave(batch, dim=0)
         generator = self._generator(options)
         with torch.inference_mode():
             output = generator(source, BatchLayout.of(source), prefixes, BatchLayout.of(prefixes))
-        text_decoder = self._tokenizer.create_decoder(skip_special_tokens=True)
-        texts = []
+        best = []
         for row, hypotheses in enumerate(output.hypotheses):
             if not hypotheses:
                 raise ModelUnavailableError(f"the text decoder produced no hypothesis for row {row}")
-            texts.append(text_decoder(hypotheses[0].seq))
+            best.append(hypotheses[0].seq)
+        return best
+
+    def decode(
+        self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions = DecodingOptions()
+    ) -> dict[str, list[str]]:
+        """Decode `[B, model_dim]` sentence embeddings into text in each target language.
+
+        Returns `{lang: [B strings]}` in input order.
+        """
+        langs = validate_languages(langs, supported=self.languages)
+        batch = embeddings.shape[0] if isinstance(embeddings, Tensor) and embeddings.dim() == 2 else 0
+        text_decoder = self._tokenizer.create_decoder(skip_special_tokens=True)
+        texts = [text_decoder(seq) for seq in self.generate_ids(embeddings, langs, options)]
         return {lang: texts[i * batch : (i + 1) * batch] for i, lang in enumerate(langs)}
 
     def tokenize(self, texts: Sequence[str], lang: str = "eng_Latn") -> list[Tensor]:

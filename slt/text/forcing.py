@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from fairseq2.nn import BatchLayout
 from torch import Tensor
 
 PROMPT_LEN = 2  # the target prefix is always `</s> __{lang}__`
@@ -29,6 +28,8 @@ def forcing_batch(seqs: Sequence[Tensor], pad_idx: int, device: torch.device) ->
 
 def decoder_logits(decoder, embeddings: Tensor, inputs: Tensor, lengths: list[int]) -> Tensor:
     """Logits [B, S, V] of a sonar-space ConditionalTransformerDecoderModel conditioned on [B, D] embeddings."""
+    from fairseq2.nn import BatchLayout  # only this fairseq2 path needs it; the transformers backend has its own
+
     source = decoder.encode(embeddings, BatchLayout.of(embeddings)).unsqueeze(1)  # one "source step" per sentence
     hidden = decoder.decode(inputs, BatchLayout.of(inputs, lengths), source, BatchLayout.of(source))
     return decoder.project(hidden)
