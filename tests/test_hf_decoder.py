@@ -55,7 +55,7 @@ def _assert_same_ids(reference, candidate, embeddings, langs, options):
     expected = reference.generate_ids(embeddings, langs, options)
     got = candidate.generate_ids(embeddings, langs, options)
     assert len(expected) == len(got) == embeddings.shape[0] * len(langs)
-    mismatches = [row for row, (a, b) in enumerate(zip(expected, got)) if a.tolist() != b.tolist()]
+    mismatches = [row for row, (a, b) in enumerate(zip(expected, got, strict=True)) if a.tolist() != b.tolist()]
     assert not mismatches, (
         f"{len(mismatches)} of {len(expected)} rows differ, first row {mismatches[0]}: "
         f"{expected[mismatches[0]].tolist()} vs {got[mismatches[0]].tolist()}"
@@ -97,9 +97,8 @@ def demo_embeddings(demo_bundle_dir) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def trilingual(tmp_path_factory):
     """A trained tiny decoder with three target languages (the demo set only has English)."""
-    from tests.helpers.text import tiny_sentences
-
     from slt.text.pretrain import TinySentenceEncoder, pretrain_text_decoder
+    from tests.helpers.text import tiny_sentences
 
     out = tmp_path_factory.mktemp("tri")
     decoder_name, tokenizer_name, paths = pretrain_text_decoder(
@@ -111,10 +110,9 @@ def trilingual(tmp_path_factory):
 
 def _random_decoder(tmp_path: Path, name: str, model_dim: int, layers: int, heads: int, ffn_dim: int, seed: int):
     """A randomly initialised sonar-space decoder of the given shape, saved and registered as local cards."""
-    from tests.helpers.text import tiny_sentences
-
     from slt.text.assets import text_asset_cards
     from slt.text.tiny import build_tiny_text_decoder, tiny_decoder_config, train_sentencepiece
+    from tests.helpers.text import tiny_sentences
 
     tokenizer = train_sentencepiece(tiny_sentences() + MULTILINGUAL, tmp_path / f"{name}.model", 400, LANGS3)
     checkpoint = tmp_path / f"{name}.pt"
@@ -130,7 +128,8 @@ def _random_decoder(tmp_path: Path, name: str, model_dim: int, layers: int, head
 def test_demo_decoder_same_token_ids_as_sonar_space(demo_decoders, demo_embeddings, beam_size):
     reference, candidate = demo_decoders
     langs = reference.languages  # the demo set is English-only; the trilingual test covers several languages
-    expected = _assert_same_ids(reference, candidate, demo_embeddings, langs, DecodingOptions(beam_size=beam_size))
+    options = DecodingOptions(beam_size=beam_size)
+    expected = _assert_same_ids(reference, candidate, demo_embeddings, langs, options)
     # The check is not vacuous: the decoder says many different things, and most hypotheses end in EOS.
     assert len({tuple(seq.tolist()) for seq in expected}) > 20
     assert sum(int(seq[-1]) == candidate.tokenizer.eos_idx for seq in expected) == len(expected)
@@ -140,7 +139,8 @@ def test_demo_decoder_same_token_ids_as_sonar_space(demo_decoders, demo_embeddin
 def test_demo_decoder_same_text(demo_decoders, demo_embeddings):
     reference, candidate = demo_decoders
     options = DecodingOptions(beam_size=2, max_len=24)
-    assert candidate.decode(demo_embeddings[:40], ["eng_Latn"], options) == reference.decode(demo_embeddings[:40], ["eng_Latn"], options)
+    embeddings = demo_embeddings[:40]
+    assert candidate.decode(embeddings, ["eng_Latn"], options) == reference.decode(embeddings, ["eng_Latn"], options)
 
 
 @fairseq2
@@ -154,7 +154,8 @@ def test_trilingual_decoder_same_token_ids(trilingual, beam_size):
     embeddings = torch.cat([clean, 0.5 * (clean + clean.roll(3, dims=0)),
                             clean + 0.2 * clean.std() * torch.randn(clean.shape, generator=generator),
                             clean.std() * torch.randn(clean.shape, generator=generator)])  # 200 x 32
-    expected = _assert_same_ids(reference, candidate, embeddings, LANGS3, DecodingOptions(beam_size=beam_size, max_len=40))
+    options = DecodingOptions(beam_size=beam_size, max_len=40)
+    expected = _assert_same_ids(reference, candidate, embeddings, LANGS3, options)
     assert len({tuple(seq.tolist()) for seq in expected}) > 30
 
 
@@ -169,13 +170,15 @@ def test_trilingual_decoder_same_token_ids(trilingual, beam_size):
     DecodingOptions(sampling=True, seed=7),
     DecodingOptions(sampling=True, seed=3, top_k=5, top_p=0.8, temperature=1.3, repetition_penalty=1.2,
                     no_repeat_ngram_size=3),
-], ids=["short-lenpen", "long-lenpen-ngram", "ngram1-reppen-temp", "ngram3-reppen", "one-token", "sampling", "sampling-truncated"])
+], ids=["short-lenpen", "long-lenpen-ngram", "ngram1-reppen-temp", "ngram3-reppen", "one-token", "sampling",
+        "sampling-truncated"])
 def test_every_decoding_option_maps_one_to_one(trilingual, options):
     reference, candidate, encoder, _ = trilingual
     from tests.helpers.text import tiny_sentences
 
     embeddings = encoder.encode(tiny_sentences(40))
-    embeddings = embeddings + 0.3 * embeddings.std() * torch.randn(embeddings.shape, generator=torch.Generator().manual_seed(2))
+    noise = torch.randn(embeddings.shape, generator=torch.Generator().manual_seed(2))
+    embeddings = embeddings + 0.3 * embeddings.std() * noise
     _assert_same_ids(reference, candidate, embeddings, LANGS3, options)
 
 
@@ -183,7 +186,8 @@ def test_every_decoding_option_maps_one_to_one(trilingual, options):
 @pytest.mark.parametrize("shape", [(32, 1, 2, 48), (48, 3, 6, 96)], ids=["d32-l1-h2", "d48-l3-h6"])
 def test_random_decoders_of_other_shapes(tmp_path, shape):
     model_dim, layers, heads, ffn_dim = shape
-    names = _random_decoder(tmp_path, f"hf_random_{model_dim}_{layers}", model_dim, layers, heads, ffn_dim, seed=model_dim)
+    name = f"hf_random_{model_dim}_{layers}"
+    names = _random_decoder(tmp_path, name, model_dim, layers, heads, ffn_dim, seed=model_dim)
     reference, candidate = _both(*names)
     generator = torch.Generator().manual_seed(layers)
     embeddings = 3.0 * torch.randn(64, model_dim, generator=generator)
@@ -319,7 +323,8 @@ def test_checkpoint_conversion_is_strict(demo_bundle_dir, tmp_path):
     cases = {
         "missing": (lambda s: s.pop("decoder.layers.1.ffn.inner_proj.bias"), "lacks"),
         "unused": (lambda s: s.__setitem__("decoder.layers.0.extra.weight", torch.zeros(2)), "does not use"),
-        "extra-layer": (lambda s: s.__setitem__("decoder.layers.7.ffn_layer_norm.weight", torch.zeros(64)), "more layers"),
+        "extra-layer": (lambda s: s.__setitem__("decoder.layers.7.ffn_layer_norm.weight", torch.zeros(64)),
+                        "more layers"),
         "shape": (lambda s: s.__setitem__("decoder.layers.0.ffn.inner_proj.weight", torch.zeros(255, 64)), "shape"),
         "untied": (lambda s: s.__setitem__("final_proj.weight", torch.zeros_like(s["final_proj.weight"])), "ties"),
     }

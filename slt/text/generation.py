@@ -15,6 +15,7 @@ The prompt is `</s> __{lang}__` (the same length for every row), as sonar-space'
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -173,10 +174,12 @@ def beam_search(
                 lprobs[:, limits.pad_idx] = -torch.inf
 
         offset, next_sizes, parts = 0, [], []
-        for rows, (beam_lprobs, beam_scores) in enumerate(zip(lprobs.split(beam_sizes), step_scores.split(beam_sizes))):
-            kept = _beam_step(beam_lprobs, beam_scores[:, step - 1], offset, beam_size, limits.eos_idx,
-                              lambda row, score: _finish(row, score, step, seqs, step_scores, prompt_len,
-                                                         prompt_of_row, finished, beam_size, len_penalty, limits))
+        finish = functools.partial(_finish, step=step, seqs=seqs, step_scores=step_scores, prompt_len=prompt_len,
+                                   prompt_of_row=prompt_of_row, finished=finished, beam_size=beam_size,
+                                   len_penalty=len_penalty, eos_idx=limits.eos_idx)
+        beams = zip(lprobs.split(beam_sizes), step_scores.split(beam_sizes), strict=True)
+        for rows, (beam_lprobs, beam_scores) in enumerate(beams):
+            kept = _beam_step(beam_lprobs, beam_scores[:, step - 1], offset, beam_size, limits.eos_idx, finish)
             offset += beam_sizes[rows]
             if kept is not None:
                 next_sizes.append(len(kept[0]))
@@ -211,7 +214,7 @@ def _beam_step(lprobs, last_scores, offset, beam_size, eos_idx, finish) -> tuple
     # Only EOS among the first `beam_size` candidates finishes a hypothesis (as in fairseq).
     first_ends = ends[:beam_size]
     if first_ends.any():
-        for row, score in zip(rows[:beam_size][first_ends], top_scores[:beam_size][first_ends]):
+        for row, score in zip(rows[:beam_size][first_ends], top_scores[:beam_size][first_ends], strict=True):
             if finish(int(row), score):
                 return None
         keep = ~ends
@@ -219,9 +222,10 @@ def _beam_step(lprobs, last_scores, offset, beam_size, eos_idx, finish) -> tuple
     return rows[:beam_size], tokens[:beam_size], top_scores[:beam_size]
 
 
-def _finish(row, score, step, seqs, step_scores, prompt_len, prompt_of_row, finished, beam_size, len_penalty, limits):
+def _finish(row, score, *, step, seqs, step_scores, prompt_len, prompt_of_row, finished, beam_size, len_penalty,
+            eos_idx) -> bool:
     """Record row `row` ending in EOS at `step`; True when its prompt now has `beam_size` hypotheses."""
-    seqs[row, step] = limits.eos_idx
+    seqs[row, step] = eos_idx
     step_scores[row, step] = score
     tokens = seqs[row, prompt_len : step + 1].clone()
     # The first position (`</s>`) has no score, so it is not counted: (step + 1) - 1 tokens.

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from slt.errors import CheckpointError, InvalidArgumentError, ModelUnavailableError
+from slt.text.assets import resolve_text_assets
 from slt.text.forcing import IGNORE, forcing_batch
 from slt.text.generation import (
     GenerationLimits,
@@ -117,7 +118,9 @@ class Fairseq2Positions(nn.Module):
 def resolve_arch_config(arch: str, overrides: Mapping[str, object] | None) -> dict[str, object]:
     """sonar-space's `arch` with a card's `_set_` overrides applied (vocab_info merged field by field)."""
     if arch not in BASE_ARCHS:
-        raise ModelUnavailableError(f"unknown SONAR text decoder architecture '{arch}' (known: {', '.join(BASE_ARCHS)})")
+        raise ModelUnavailableError(
+            f"unknown SONAR text decoder architecture '{arch}' (known: {', '.join(BASE_ARCHS)})"
+        )
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE_ARCHS[arch].items()}
     for key, value in (overrides or {}).items():
         if key == "vocab_info" and isinstance(value, Mapping):
@@ -133,7 +136,9 @@ def m2m100_config(config: Mapping[str, object]):
 
     activation = str(config.get("activation_fn", "ReLU"))
     if activation not in _ACTIVATIONS:
-        raise CheckpointError(f"activation_fn '{activation}' has no transformers equivalent here ({', '.join(_ACTIVATIONS)})")
+        raise CheckpointError(
+            f"activation_fn '{activation}' has no transformers equivalent here ({', '.join(_ACTIVATIONS)})"
+        )
     vocab = config["vocab_info"]
     model_dim = int(config["model_dim"])  # type: ignore[arg-type]
     heads = int(config["num_encoder_attn_heads"])  # type: ignore[arg-type]
@@ -229,7 +234,8 @@ def fairseq2_to_m2m100(state: Mapping[str, Tensor], model: SonarM2M100) -> dict[
     for key, value in mapped.items():
         if tuple(value.shape) != tuple(expected[key].shape):
             raise CheckpointError(
-                f"text decoder weight {key} has shape {tuple(value.shape)}, the config needs {tuple(expected[key].shape)}"
+                f"text decoder weight {key} has shape {tuple(value.shape)}, "
+                f"the config needs {tuple(expected[key].shape)}"
             )
     return mapped
 
@@ -284,8 +290,8 @@ def load_sonar_m2m100(checkpoint: str | Path, config: Mapping[str, object] | Non
 
 def save_sonar_m2m100(model: SonarM2M100, out_path: str | Path) -> Path:
     """Write the decoder in fairseq2's checkpoint layout (atomically), loadable by both backends."""
-    return atomic_save({"model": m2m100_to_fairseq2(model), "config": dict(model.sonar_config), "kind": CHECKPOINT_KIND},
-                       out_path)
+    checkpoint = {"model": m2m100_to_fairseq2(model), "config": dict(model.sonar_config), "kind": CHECKPOINT_KIND}
+    return atomic_save(checkpoint, out_path)
 
 
 class _Session:
@@ -320,11 +326,11 @@ class HFTextDecoder:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        from slt.text.assets import resolve_text_assets
-
         self.device = torch.device(device)
         if dtype in (torch.float16, torch.bfloat16) and self.device.type != "cuda":
-            raise InvalidArgumentError(f"{dtype} decoding is only supported on CUDA; use torch.float32 on {self.device}")
+            raise InvalidArgumentError(
+                f"{dtype} decoding is only supported on CUDA; use torch.float32 on {self.device}"
+            )
         assets = resolve_text_assets(decoder, tokenizer)
         self.decoder_name, self.tokenizer_name = decoder, tokenizer
         self.dtype = dtype
@@ -359,8 +365,12 @@ class HFTextDecoder:
             raise InvalidArgumentError("embeddings contain NaN or inf values")
         return embeddings.to(self.device, self.dtype)
 
-    def generate_ids(self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions = DecodingOptions()) -> list[Tensor]:
-        """Generated token ids (final EOS included) per row, rows language-major: row i*B + b is language i, clip b."""
+    def generate_ids(
+        self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions | None = None
+    ) -> list[Tensor]:
+        """Generated token ids (final EOS included) per row; rows are language-major (row i*B + b is language i,
+        embedding b), all in one batched generation."""
+        options = options or DecodingOptions()
         langs = validate_languages(langs, supported=self.languages)
         embeddings = self._check_embeddings(embeddings)
         batch = embeddings.shape[0]
@@ -381,7 +391,9 @@ class HFTextDecoder:
             return beam_search(session, prompts, limits, options.beam_size, options.len_penalty, options.temperature,
                                processors)
 
-    def decode(self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions = DecodingOptions()) -> dict[str, list[str]]:
+    def decode(
+        self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions | None = None
+    ) -> dict[str, list[str]]:
         """Decode `[B, model_dim]` sentence embeddings into text in each target language: `{lang: [B strings]}`."""
         langs = validate_languages(langs, supported=self.languages)
         batch = embeddings.shape[0] if isinstance(embeddings, Tensor) and embeddings.dim() == 2 else 0
@@ -401,7 +413,8 @@ class HFTextDecoder:
         embeddings = self._check_embeddings(embeddings)
         if len(texts) != embeddings.shape[0]:
             raise InvalidArgumentError(
-                f"teacher_forced_loss needs one text per embedding, got {len(texts)} texts for {embeddings.shape[0]} embeddings"
+                f"teacher_forced_loss needs one text per embedding, got {len(texts)} texts "
+                f"for {embeddings.shape[0]} embeddings"
             )
         if not 0.0 <= label_smoothing < 1.0:
             raise InvalidArgumentError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
