@@ -99,10 +99,14 @@ class TranslationEngine:
         preprocess=None,
         feature_cache_size: int = 16,
         clip_batch_size: int | None = None,
+        decoder_backend: str | None = None,
     ):
+        from slt.text.backends import resolve_backend
         from slt.video import PreprocessConfig
 
         self.model_set = model_set
+        # fairseq2 (sonar-space) or transformers; None reads $SLT_DECODER_BACKEND (default auto: fairseq2 if it imports).
+        self.decoder_backend = resolve_backend(decoder_backend or os.environ.get("SLT_DECODER_BACKEND", "auto"))
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         self.preprocess_config = preprocess or PreprocessConfig(detector=model_set.detector)
@@ -122,7 +126,7 @@ class TranslationEngine:
     def shared(cls, model_set: str | ModelSet = "auto", device: str = "auto", **kwargs) -> "TranslationEngine":
         """The process-wide engine for (model set, device): every caller gets the same loaded models."""
         resolved = resolve_model_set(model_set) if isinstance(model_set, str) else model_set
-        key = (resolved.name, str(pick_device(device)))
+        key = (resolved.name, str(pick_device(device)), kwargs.get("decoder_backend"))
         with cls._shared_lock:
             if key not in cls._shared:
                 cls._shared[key] = cls(resolved, device=device, **kwargs)
@@ -174,13 +178,14 @@ class TranslationEngine:
     def decoder(self):
         with self._model_lock:
             if self._decoder is None:
-                from slt.text import SonarTextDecoder
+                from slt.text import load_text_decoder
 
                 if self.model_set.prepare_decoder:
                     self.model_set.prepare_decoder()
                 self._decoder = self._timed_load(
                     "decoder",
-                    lambda: SonarTextDecoder(self.model_set.decoder, self.model_set.tokenizer, device=self.device, dtype=self.dtype),
+                    lambda: load_text_decoder(self.model_set.decoder, self.model_set.tokenizer, device=self.device,
+                                              dtype=self.dtype, backend=self.decoder_backend),
                 )
             return self._decoder
 

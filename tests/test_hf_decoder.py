@@ -371,3 +371,64 @@ def test_backend_choice(demo_bundle_dir):
         decoder.decode(torch.zeros(2, 3), ["eng_Latn"])
     with pytest.raises(ModelUnavailableError, match="no asset card named"):
         load_text_decoder("no_such_decoder", names[1], backend="transformers")
+
+
+# ----------------------------------------------------------------------------- the product on either backend
+def _demo_clip(root: Path) -> Path:
+    manifest = root / "work" / "corpus_B" / "test.tsv"
+    with manifest.open(newline="") as handle:
+        row = next(csv.DictReader(handle, delimiter="\t"))
+    return manifest.parent / row["video_path"]
+
+
+@fairseq2
+def test_engine_translates_the_same_with_either_backend(demo_bundle_dir):
+    from slt.demo.bundle import load_model_set
+    from slt.engine import TranslationEngine
+
+    clip = _demo_clip(demo_bundle_dir)
+    translations = {}
+    for backend in ("fairseq2", "transformers"):
+        engine = TranslationEngine(load_model_set(demo_bundle_dir), device="cpu", decoder_backend=backend)
+        assert engine.decoder.backend == backend
+        result = engine.translate_batch([clip], ["eng_Latn"], decoding=DecodingOptions(beam_size=5))[0]
+        translations[backend] = result.translations
+    assert translations["fairseq2"] == translations["transformers"]
+    assert all(text.strip() for by_lang in translations["transformers"].values() for text in by_lang.values())
+
+
+@fairseq2
+def test_sonar_finetune_trains_the_same_with_either_backend(demo_bundle_dir, tmp_path):
+    import json
+
+    from slt.train.config import TrainConfig
+    from slt.train.trainer import Trainer
+
+    spec = json.loads((demo_bundle_dir / "demo.json").read_text())
+    histories = {}
+    for backend in ("fairseq2", "transformers"):
+        cfg = TrainConfig(
+            train_features=str(demo_bundle_dir / spec["features"]["B"]["train"]),
+            val_features=str(demo_bundle_dir / spec["features"]["B"]["val"]),
+            run_dir=str(tmp_path / backend), base_encoder=str(demo_bundle_dir / "encoder_zero_shot.pt"),
+            decoder=spec["decoder"], tokenizer=spec["tokenizer"],
+            asset_cards=str(demo_bundle_dir / spec["files"]["decoder_cards"]), epochs=2, batch_size=8, lr=2e-3,
+            warmup_epochs=0.5, label_smoothing=0.1, seed=0, decoding=DecodingOptions(beam_size=2, max_len=20),
+            decoder_backend=backend,
+        ).validate()
+        Trainer(cfg).fit()
+        lines = (tmp_path / backend / "metrics.jsonl").read_text().splitlines()
+        histories[backend] = [json.loads(line) for line in lines if "val_loss" in line]
+    reference, candidate = histories["fairseq2"], histories["transformers"]
+    assert [m["epoch"] for m in reference] == [m["epoch"] for m in candidate] == [1, 2]
+    for ref, got in zip(reference, candidate, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert abs(ref[key] - got[key]) <= 1e-4 * abs(ref[key]), (key, ref[key], got[key])
+
+
+def test_train_config_refuses_an_unknown_backend():
+    from slt.errors import TrainingError
+    from slt.train.config import TrainConfig
+
+    with pytest.raises(TrainingError, match="decoder_backend"):
+        TrainConfig(decoder_backend="onnx").validate()

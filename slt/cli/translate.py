@@ -22,6 +22,10 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--top-k", type=int, default=0)
     group.add_argument("--top-p", type=float, default=1.0)
     group.add_argument("--seed", type=int, default=None)
+    group.add_argument("--decoder-backend", choices=["auto", "fairseq2", "transformers"], default=None,
+                       help="library that runs the SONAR text decoder: fairseq2 (sonar-space, the reference) or "
+                            "transformers (same token ids, no fairseq2 needed); auto = fairseq2 when it imports "
+                            "(default: $SLT_DECODER_BACKEND or auto)")
 
 
 def decoding_from_args(args: argparse.Namespace):
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from slt.video import PreprocessConfig
 
     model_set = resolve_model_set(args.model_set)
-    engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype)
+    engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype, decoder_backend=args.decoder_backend)
     labels = []
     for item in args.encoder or model_set.encoders:
         if item in model_set.encoders:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from slt.errors import DecodingOptionsError, TrainingError
+from slt.text.backends import DECODER_BACKENDS
 from slt.text.options import DecodingOptions
 from slt.utils.io import atomic_write_json
 
@@ -40,6 +41,7 @@ class TrainConfig:
     decoder: str = "text_sonar_basic_decoder"
     tokenizer: str = "text_sonar_basic_encoder"
     asset_cards: str | None = None  # fairseq2 asset-card YAML to register first (local decoders/tokenizers)
+    decoder_backend: str = "auto"  # auto | fairseq2 | transformers: the library that runs the frozen text decoder
     target_lang: str = "eng_Latn"
     epochs: int = 10
     batch_size: int = 8  # per process; the global batch is batch_size * world_size * grad_accum
@@ -101,6 +103,8 @@ class TrainConfig:
             problems.append("warmup_epochs, min_lr and clip_grad must be >= 0")
         if self.max_samples is not None and self.max_samples < 1:
             problems.append(f"max_samples must be >= 1, got {self.max_samples}")
+        if self.decoder_backend not in DECODER_BACKENDS:
+            problems.append(f"decoder_backend must be one of {DECODER_BACKENDS}, got {self.decoder_backend!r}")
         if not isinstance(self.decoding, DecodingOptions):
             problems.append(f"decoding must be a DecodingOptions, got {type(self.decoding).__name__}")
         if problems:

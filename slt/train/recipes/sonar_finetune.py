@@ -45,7 +45,7 @@ class SonarFinetuneRecipe(Recipe):
 
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         from slt.models import load_sonar_sign_encoder
-        from slt.text import SonarTextDecoder
+        from slt.text import load_text_decoder
 
         if cfg.unfreeze_signhiera_layers:
             raise TrainingError("unfreeze_signhiera_layers needs training from video; this trainer trains on "
@@ -57,7 +57,8 @@ class SonarFinetuneRecipe(Recipe):
             from slt.text import register_asset_file
 
             register_asset_file(cfg.asset_cards)
-        self.text_decoder = SonarTextDecoder(decoder=cfg.decoder, tokenizer=cfg.tokenizer, device=device)
+        self.text_decoder = load_text_decoder(cfg.decoder, cfg.tokenizer, device=device,
+                                              backend=cfg.decoder_backend)
         out_dim = _output_dim(encoder)
         if out_dim is not None and out_dim != self.text_decoder.model_dim:
             raise TrainingError(f"encoder {path} makes {out_dim}-d embeddings but decoder {cfg.decoder!r} "
