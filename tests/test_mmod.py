@@ -14,6 +14,8 @@ Kept fast: dlib costs ~0.6 s per 200x200 image at upsample 0 and ~4x that per up
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import threading
 
 import cv2
@@ -24,6 +26,7 @@ import torch
 from slt.errors import CheckpointError, InvalidArgumentError
 from slt.video.detect import cnn_model_path
 from slt.video.mmod import MMODFaceDetector, _bilinear, get_mmod_detector, read_mmod_file
+from tests.helpers.process import child_env
 from tests.helpers.video import astronaut_bgr, carphone_path, read_frames
 
 MARGIN = 1e-4  # ignore candidates this close to dlib's score threshold of 0 (see the module docstring)
@@ -267,3 +270,43 @@ def test_one_detector_per_device_and_concurrent_calls_agree(port):
         t.join()
     for i in range(6):
         assert [d[:4] for d in results[i]] == [d[:4] for d in expected[i % len(images)]]
+
+
+def test_tf32_is_off_only_while_a_cuda_forward_runs():
+    """The switches are process-wide: set for CUDA detector calls (counted, for concurrent calls) and restored."""
+    from slt.video.mmod import _no_tf32, _tf32_switches
+
+    def state():
+        return [getattr(ns, name) for ns, name, _ in _tf32_switches()]
+
+    before = state()
+    full_precision = [value for _, _, value in _tf32_switches()]
+    with _no_tf32(torch.device("cpu")):
+        assert state() == before
+    with _no_tf32(torch.device("cuda")):
+        assert state() == full_precision
+        with _no_tf32(torch.device("cuda")):
+            assert state() == full_precision
+        assert state() == full_precision  # the outer call is still running
+    assert state() == before
+
+
+def test_importing_and_running_the_port_needs_no_dlib(tmp_path):
+    script = (
+        "import sys, numpy as np\n"
+        "from slt.video.mmod import get_mmod_detector\n"
+        "assert get_mmod_detector('cpu').detect([np.zeros((40, 40, 3), np.uint8)], 0) == [[]]\n"
+        "assert 'dlib' not in sys.modules, 'dlib was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (tests hide GPUs by default)")
+def test_cuda_gives_the_cpu_boxes(port):
+    images = [mosaic(), *carphone_frames((0, 60, 119)), astronaut_head()]
+    gpu = MMODFaceDetector("cuda")
+    for upsample in (0, 1):
+        for a, b in zip(gpu.detect(images, upsample), port.detect(images, upsample), strict=True):
+            assert_same(a, b)

@@ -21,7 +21,6 @@ import functools
 import itertools
 import math
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -391,49 +390,56 @@ def _resize_plan(h: int, w: int, out_h: int, out_w: int) -> _ResizePlan:
     )
 
 
-def _bilinear(src: torch.Tensor, out_h: int, out_w: int, rgb8: bool) -> torch.Tensor:
-    """dlib's bilinear ``resize_image`` of float32 planes ``src`` [..., h, w] to [..., out_h, out_w].
+def _bilinear(src: torch.Tensor, out_h: int, out_w: int, rgb8: bool, out: torch.Tensor | None = None) -> torch.Tensor:
+    """dlib's bilinear ``resize_image`` of float32 planes ``src`` [..., h, w] to [..., out_h, out_w] (written into
+    ``out`` when given, e.g. a view of the pyramid tensor).
 
     ``rgb8=False``: the float image path (what dlib uses inside the input tensor's pyramid).
     ``rgb8=True``: the RGB uint8 path (``pyramid_up``): ``src`` holds uint8 values as float32 and the result is
     truncated to integers the way dlib converts to unsigned char (no rounding).
 
-    Every operation is a separate float32 (or float64) tensor op in dlib's order, so on any device the result is
-    rounded exactly as dlib's SSE code rounds it (torch never fuses eager multiplies and adds)."""
+    Every operation is a separate float32 (or float64) tensor op in dlib's order (products and sums commute
+    exactly, so operand order inside one op does not matter), so on any device the result is rounded exactly as
+    dlib's SSE code rounds it: torch never fuses eager multiplies and adds into FMAs."""
     h, w = src.shape[-2:]
     plan = _resize_plan(h, w, out_h, out_w)
-    dev = src.device
-    as_t = functools.partial(torch.as_tensor, device=dev)
-    top, bottom = as_t(plan.top), as_t(plan.bottom)
-    rows_t, rows_b = src.index_select(-2, top), src.index_select(-2, bottom)  # [..., H, w]
-    parts = []
-    if plan.left.size:
-        left = as_t(plan.left)
-        right = left + 1
+    if out is None:
+        out = torch.empty((*src.shape[:-2], out_h, out_w), dtype=torch.float32, device=src.device)
+    as_t = functools.partial(torch.as_tensor, device=src.device)
+    rows_t = src.index_select(-2, as_t(plan.top))  # [..., H, w]
+    rows_b = src.index_select(-2, as_t(plan.bottom))
+
+    def columns(rows: torch.Tensor, index: np.ndarray, into: torch.Tensor | None = None) -> torch.Tensor:
+        # torch.gather, not index_select: index_select along the last dimension is ~30x slower on the CPU.
+        return torch.gather(rows, -1, as_t(index).expand(*rows.shape[:-1], index.size), out=into)
+
+    n_simd = plan.left.size
+    if n_simd:
         tb32, itb32 = as_t(plan.tb32)[:, None], as_t(plan.itb32)[:, None]  # [H, 1]
         lr32, ilr32 = as_t(plan.lr32), as_t(plan.ilr32)  # [Ws]
-        out = (itb32 * ilr32) * rows_t.index_select(-1, left)
-        out = out + (itb32 * lr32) * rows_t.index_select(-1, right)
-        out = out + (tb32 * ilr32) * rows_b.index_select(-1, left)
-        out = out + (tb32 * lr32) * rows_b.index_select(-1, right)
-        parts.append(torch.trunc(out) if rgb8 else out)
+        right = plan.left + 1
+        acc = columns(rows_t, plan.left).mul_(itb32 * ilr32)  # in-place ops: same rounding, less memory traffic
+        term = columns(rows_t, right).mul_(itb32 * lr32)
+        acc.add_(term)
+        acc.add_(columns(rows_b, plan.left, into=term).mul_(tb32 * ilr32))
+        acc.add_(columns(rows_b, right, into=term).mul_(tb32 * lr32))
+        out[..., :n_simd] = acc.trunc_() if rgb8 else acc
     if plan.left_s.size:
-        left, right = as_t(plan.left_s), as_t(plan.right_s)
-        tl, tr = rows_t.index_select(-1, left), rows_t.index_select(-1, right)
-        bl, br = rows_b.index_select(-1, left), rows_b.index_select(-1, right)
+        tl, tr = columns(rows_t, plan.left_s), columns(rows_t, plan.right_s)
+        bl, br = columns(rows_b, plan.left_s), columns(rows_b, plan.right_s)
         tb = as_t(plan.tb)[:, None]  # float64 [H, 1]
         if rgb8:  # everything in double, then truncated
             lr = as_t(plan.lr_s)
             upper = (1 - lr) * tl.double() + lr * tr.double()
             lower = (1 - lr) * bl.double() + lr * br.double()
-            parts.append(torch.trunc((1 - tb) * upper + tb * lower).float())
+            out[..., n_simd:] = torch.trunc((1 - tb) * upper + tb * lower)
         else:  # the horizontal pass in float32, the vertical one in double
             lr = as_t(plan.lr_s.astype(np.float32))
             ilr = 1 - lr
             upper = ilr * tl + lr * tr
             lower = ilr * bl + lr * br
-            parts.append(((1 - tb) * upper.double() + tb * lower.double()).float())
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+            out[..., n_simd:] = (1 - tb) * upper.double() + tb * lower.double()
+    return out
 
 
 def pyramid_up_size(h: int, w: int) -> tuple[int, int]:
@@ -537,34 +543,44 @@ def _overlaps(a: Rect, b: Rect, iou: float, covered: float) -> bool:
 
 _tf32_lock = threading.Lock()
 _tf32_users = 0
-_tf32_saved: tuple[bool, bool] | None = None
+_tf32_saved: tuple | None = None
+
+
+def _tf32_switches() -> list[tuple[object, str, object]]:
+    """(namespace, attribute, full-precision value) of the switches that let CUDA convs/matmuls use TF32. torch
+    >= 2.9 has per-backend ``fp32_precision`` settings; mixing them with the legacy ``allow_tf32`` flags makes
+    torch raise when the legacy flags are read, so the new ones are used wherever they exist."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return [(conv, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    return [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
 
 
 @contextlib.contextmanager
 def _no_tf32(device: torch.device):
     """Turn TF32 off for CUDA convolutions/matmuls while any detector forward runs: with TF32 the scores move by
     ~1e-3 and boxes change. The switches are process-wide, so concurrent detector calls are counted and the
-    previous setting comes back when the last one ends (another model's CUDA work in those milliseconds simply
+    previous settings come back when the last one ends (another model's CUDA work in those milliseconds simply
     runs in full float32)."""
     global _tf32_users, _tf32_saved
     if device.type != "cuda":
         yield
         return
-    with _tf32_lock, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # newer torch warns that allow_tf32 is the legacy switch
+    switches = _tf32_switches()
+    with _tf32_lock:
         if _tf32_users == 0:
-            _tf32_saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
+            _tf32_saved = tuple(getattr(ns, name) for ns, name, _ in switches)
+            for ns, name, value in switches:
+                setattr(ns, name, value)
         _tf32_users += 1
     try:
         yield
     finally:
-        with _tf32_lock, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _tf32_lock:
             _tf32_users -= 1
             if _tf32_users == 0 and _tf32_saved is not None:
-                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = _tf32_saved
+                for (ns, name, _), value in zip(switches, _tf32_saved, strict=True):
+                    setattr(ns, name, value)
 
 
 def _as_rgb(image: np.ndarray, index: int) -> np.ndarray:
@@ -657,17 +673,17 @@ class MMODFaceDetector:
         x0, y0, x1, y1 = rects[0]
         data[:, :, y0 : y1 + 1, x0 : x1 + 1] = (frames - self._means) / 256
         for (px0, py0, px1, py1), (x0, y0, x1, y1) in itertools.pairwise(rects):
-            previous = data[:, :, py0 : py1 + 1, px0 : px1 + 1]
-            data[:, :, y0 : y1 + 1, x0 : x1 + 1] = _bilinear(previous, y1 - y0 + 1, x1 - x0 + 1, rgb8=False)
+            previous, level = data[:, :, py0 : py1 + 1, px0 : px1 + 1], data[:, :, y0 : y1 + 1, x0 : x1 + 1]
+            _bilinear(previous, y1 - y0 + 1, x1 - x0 + 1, rgb8=False, out=level)
         return data
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         for weight, bias, scale, shift, stride, padding, relu in self._layers:
             x = F.conv2d(x, weight, bias, stride=stride, padding=padding)
-            if scale is not None:
-                x = x * scale + shift
+            if scale is not None:  # dlib's affine layer, as its own step (folding it into the conv would round
+                x.mul_(scale).add_(shift)  # differently)
             if relu:
-                x = torch.relu(x)
+                x.relu_()
         return x[:, 0]
 
     # -- decoding -------------------------------------------------------------------------------------------
