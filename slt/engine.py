@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from slt.errors import ModelUnavailableError, TranslationCancelled
+from slt.errors import Cancelled, ModelUnavailableError, TranslationCancelled
 from slt.registry import ModelSet, resolve_model_set
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done)
@@ -217,11 +217,14 @@ class TranslationEngine:
         """Preprocess a video and run SignHiera over its clips; cached per (file, preprocessing settings)."""
         return self.extract_many([video], preprocess, cancel)[0]
 
-    def extract_many(self, videos: Sequence[str | Path], preprocess=None,
-                     cancel: threading.Event | None = None) -> list[VideoFeatures]:
+    def extract_many(self, videos: Sequence[str | Path], preprocess=None, cancel: threading.Event | None = None,
+                     progress: Callable[[float], None] | None = None) -> list[VideoFeatures]:
         """Features of several videos: cached ones are reused; the others are preprocessed one by one and their
         clips go through SignHiera in shared batches of `clip_batch_size` (clips of short videos fill a GPU batch
-        together). Memory holds one video's uint8 crops at a time plus one batch of float clips."""
+        together). Memory holds one video's uint8 crops at a time plus one batch of float clips.
+
+        `cancel` is checked between stages and before every decoded frame (TranslationCancelled); `progress` gets
+        the fraction of the videos' preprocessing done."""
         signhiera = self.signhiera
         config = fit_preprocess_to_model(preprocess or self.preprocess_config, signhiera.config)
         results: list[VideoFeatures | None] = [None] * len(videos)
@@ -236,7 +239,8 @@ class TranslationEngine:
                     continue
             pending.append((position, video, key))
         if pending:
-            for (position, video, key), features in zip(pending, self._run_signhiera(pending, config, cancel)):
+            extracted = self._run_signhiera(pending, config, cancel, progress)
+            for (position, video, key), features in zip(pending, extracted):
                 results[position] = features
                 if key is not None:
                     with self._cache_lock:
@@ -245,7 +249,7 @@ class TranslationEngine:
                             self._feature_cache.popitem(last=False)
         return results
 
-    def _run_signhiera(self, pending, config, cancel) -> list[VideoFeatures]:
+    def _run_signhiera(self, pending, config, cancel, progress=None) -> list[VideoFeatures]:
         from slt.video import join_clip_features, preprocess_video
 
         signhiera = self.signhiera
@@ -269,7 +273,13 @@ class TranslationEngine:
         for owner, (_, video, _) in enumerate(pending):
             _check_cancel(cancel)
             start = time.perf_counter()
-            pre = preprocess_video(video, config, materialize=False)  # uint8 crops; clips normalised per batch
+            try:  # uint8 crops; clips normalised per batch
+                pre = preprocess_video(video, config, materialize=False,
+                                       should_stop=cancel.is_set if cancel is not None else None,
+                                       progress=None if progress is None else
+                                       lambda f, done=owner: progress((done + f) / len(pending)))
+            except Cancelled as stopped:
+                raise TranslationCancelled(f"translation cancelled ({stopped})") from stopped
             timings.append({"preprocess": time.perf_counter() - start})
             for clip, padding in pre.iter_clip_batches(1):
                 batch.append((owner, clip, padding[0]))
@@ -338,7 +348,8 @@ class TranslationEngine:
                 raise ModelUnavailableError(f"unknown encoder '{label}'; this model set has: {', '.join(self.encoder_names)}")
         report = progress or (lambda stage, fraction: None)
         report(f"preprocessing + SignHiera ({len(videos)} clip{'s' if len(videos) > 1 else ''})", 0.0)
-        extracted = self.extract_many(videos, preprocess, cancel)
+        stage = "preprocessing: decode, find the signer, crop"
+        extracted = self.extract_many(videos, preprocess, cancel, progress=lambda f: report(stage, 0.5 * f))
         features = [item.features for item in extracted]
         embeddings, encode_seconds = [], {}
         for label in encoders:

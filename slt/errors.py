@@ -60,8 +60,12 @@ class TrainingError(SLTError):
     """A training run cannot continue (NaN/inf loss, bad config, ...)."""
 
 
-class TranslationCancelled(SLTError):
-    """The caller cancelled a translation between two stages."""
+class Cancelled(SLTError):
+    """Work stopped because its caller asked (a cancel flag, or a `should_stop` callback returning True)."""
+
+
+class TranslationCancelled(Cancelled):
+    """The caller cancelled a translation (between two stages, or while a video was being decoded)."""
 
 
 class UnknownAssetError(ModelUnavailableError):

@@ -5,6 +5,7 @@ Screenshots of each tab go to the test's tmp_path (the path is printed) for a hu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.helpers.predictions import collapsed_rows, write_predictions
 from tests.helpers.video import SAMPLES
 
 CHROMIUM = "/usr/bin/chromium"
+HOSTILE = '<img src=x onerror="window.sltInjected = 1">'  # a prediction that must stay text
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
@@ -30,22 +32,38 @@ def app(demo_bundle_dir, tmp_path_factory):
     rows = [{**row, "id": sample_id} for row, sample_id in zip(rows, ids)]
     write_predictions(runs / "browse_run", 1, [{**r, "prediction": "the man is happy"} for r in rows])
     write_predictions(runs / "browse_run", 2, rows)
+    write_predictions(runs / "hostile_run", 1, [{**r, "prediction": HOSTILE} for r in rows])
     settings = app_settings(demo_bundle_dir, runs, free_port())
     with launched_app(settings) as (url, state):
         yield url, state
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    with sync_playwright() as pw:
+def browser():
+    with sync_playwright() as pw:  # one per module: Playwright's sync API cannot nest
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(app[0])
-        expect(page.locator("#slt-model-status")).to_contain_text("ready", timeout=120_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@contextlib.contextmanager
+def open_page(browser, url: str):
+    """A fresh page of the app, once its models are ready."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    expect(page.locator("#slt-model-status")).to_contain_text("ready", timeout=120_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def page(app, browser):
+    with open_page(browser, app[0]) as page:
+        yield page
 
 
 def choose(page: Page, label: str, option: str) -> None:
@@ -127,3 +145,30 @@ def test_train_tab_run_appears_in_browser_when_finished(app, page, tmp_path):
     page.get_by_role("button", name="Open", exact=True).click()
     expect(page.get_by_text("browser-run: 8 samples")).to_be_visible()
     shot(page, tmp_path, "browser_after_training")
+
+
+def test_collapse_panel_shows_a_hostile_prediction_as_text(page, tmp_path):
+    page.get_by_role("tab", name="Predictions browser").click()
+    choose(page, "Run (from the runs directory)", "hostile_run")
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.get_by_text("hostile_run: 6 samples")).to_be_visible()
+    expect(page.get_by_text("Mode collapse:").first).to_be_visible()
+    expect(page.get_by_text(HOSTILE).locator("visible=true").first).to_be_visible()  # shown as text
+    shot(page, tmp_path, "hostile")
+    assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate("window.sltInjected") is None
+
+
+def test_locked_space_train_tab_has_no_form(browser, demo_bundle_dir, tmp_path_factory, tmp_path):
+    """A public Space without SLT_ADMIN_TOKEN: the Train tab says why it is locked and offers nothing to fill in."""
+    settings = app_settings(demo_bundle_dir, tmp_path_factory.mktemp("locked_runs"), free_port(), public=True,
+                            admin_token=None)
+    with launched_app(settings) as (url, _), open_page(browser, url) as locked:
+        locked.get_by_role("tab", name="Train").click()
+        expect(locked.locator("#slt-train-locked")).to_contain_text("Training is locked")
+        expect(locked.locator("#slt-train-locked")).to_contain_text("SLT_ADMIN_TOKEN")
+        shot(locked, tmp_path, "train_locked")
+        for button in ("Start", "Preview command", "Resume"):
+            expect(locked.get_by_role("button", name=button, exact=True)).to_have_count(0)
+        expect(locked.get_by_label("Run name (folder under the runs directory)")).to_have_count(0)
+        expect(locked.get_by_label("Admin token")).to_have_count(0)

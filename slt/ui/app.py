@@ -6,6 +6,7 @@ import gradio as gr
 
 from slt.ui import browser_tab, compare_tab, train_tab, translate_tab
 from slt.ui.common import CSS
+from slt.ui.languages import language_choices
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
 from slt.ui.state import AppState
 
@@ -44,13 +45,15 @@ def build_app(state: AppState) -> gr.Blocks:
             names = engine.encoder_names
             second = names[1] if len(names) > 1 else names[0]
             languages = engine.languages
+            default_language = "eng_Latn" if "eng_Latn" in languages else languages[0]
             splits = list(evaluation_splits(engine.model_set.name, state.settings.demo_dir))
             return [
                 line, gr.Timer(active=False),
                 gr.update(choices=names, value=names[0]), gr.update(choices=names, value=names[0]),
                 gr.update(choices=names, value=second), gr.update(choices=names, value=names[0]),
                 gr.update(choices=names, value=second),
-                gr.update(choices=languages), gr.update(choices=languages, value=languages[0] if "eng_Latn" not in languages else "eng_Latn"),
+                gr.update(choices=language_choices(languages), value=[default_language]),
+                gr.update(choices=language_choices(languages), value=default_language),
                 gr.update(choices=splits, value=splits[0] if splits else None),
             ]
 
@@ -68,8 +71,9 @@ def build_app(state: AppState) -> gr.Blocks:
                             languages=engine.languages[:10], n_languages=len(engine.languages))
             return info
 
-        info_out = gr.JSON(visible=False)
-        gr.Button(visible=False).click(model_info, None, info_out, api_name="model_info", queue=False)
+        # An API-only endpoint (no hidden component). Queued: a queue=False event completes inside its own join
+        # request, before gradio_client has registered it, which breaks a client with another request running.
+        gr.api(model_info, api_name="model_info", concurrency_id="light", concurrency_limit=8)
         # The run list may have grown (a training run finished) since the page was built.
         browser_tab_item.select(browser_tab.refresh_runs_for(state), None, browser["run"], api_visibility="private",
                                 queue=False)
@@ -87,7 +91,10 @@ def launch(state: AppState, prevent_thread_lock: bool = False, **kwargs):
     demo.launch(
         server_name=kwargs.pop("server_name", settings.host), server_port=kwargs.pop("server_port", settings.port),
         share=settings.share, prevent_thread_lock=prevent_thread_lock,
-        allowed_paths=[str(p) for p in settings.allowed_roots], max_file_size=settings.max_upload_bytes,
+        # Served: sample clips and demo corpus videos only; the runs folder (checkpoints, jobs.json, console logs)
+        # is never served, even when it lies inside a served or temporary folder.
+        allowed_paths=[str(p) for p in settings.served_roots], blocked_paths=[str(p) for p in settings.blocked_roots],
+        max_file_size=settings.max_upload_bytes,
         css=CSS, theme=gr.themes.Soft(), show_error=True, **kwargs,
     )
     return demo

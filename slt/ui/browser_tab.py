@@ -14,7 +14,7 @@ from analysis.metrics import sentence_scores
 from slt.data.manifest import read_manifest
 from slt.demo.bundle import BUNDLE_FILE
 from slt.errors import InvalidArgumentError, ManifestError
-from slt.ui.common import user_errors
+from slt.ui.common import markdown_text, user_errors
 from slt.ui.limits import check_allowed_path
 from slt.ui.media import browser_playable
 from slt.ui.settings import gradio_upload_dir
@@ -109,7 +109,9 @@ class EpochCache:
 def collapse_outputs(df: pd.DataFrame, run_dir: Path | None):
     """Verdict (markdown), figures table, generic predictions table, rank/frequency plot, figures-by-epoch plot."""
     report = collapse_report(df)
-    verdict = f"### Mode collapse: **{report.verdict}**\n" + "\n".join(f"- {r}" for r in report.reasons + report.notes)
+    # Reasons quote predictions: user data, shown as text (a prediction "<img src=x>" must not become an element).
+    verdict = (f"### Mode collapse: **{markdown_text(report.verdict)}**\n"
+               + "\n".join(f"- {markdown_text(r)}" for r in report.reasons + report.notes))
     figures = pd.DataFrame([{"figure": k, "value": v if not isinstance(v, float) else round(v, 4)}
                             for k, v in report.figures.items() if v is not None and not k.startswith("ref_")])
     generic = pd.DataFrame(report.generic_details, columns=["text", "inputs", "correct_for", "in_references"])
@@ -155,8 +157,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         """Names of the runs with predictions (what the Run dropdown offers)."""
         return list_runs(settings.runs_dir)
 
-    runs_out = gr.JSON(visible=False)
-    gr.Button(visible=False).click(runs, None, runs_out, api_name="list_runs", queue=False)
+    gr.api(runs, api_name="list_runs", concurrency_id="light", concurrency_limit=8)  # API only: no component
 
     @user_errors
     def pick_epochs(run_name):
@@ -179,7 +180,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         df = load_predictions(target, epoch=ep)
         run_dir = target if target.is_dir() else None
         outputs = collapse_outputs(df, run_dir)
-        label = f"**{target.name}**" + (f", epoch {ep}" if ep is not None else "") + f": {len(df)} samples"
+        label = f"**{markdown_text(target.name)}**" + (f", epoch {ep}" if ep is not None else "") + f": {len(df)} samples"
         return (label, samples_table(df), str(target), *outputs)
 
     load.click(open_predictions, [run, epoch, path, upload],

@@ -2,22 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
+import inspect
 import logging
-from typing import Callable
+import re
+import threading
+import uuid
+from typing import Callable, TypeVar
 
 import gradio as gr
 
 from analysis.errors import AnalysisError
-from slt.errors import SLTError
+from slt.errors import Cancelled, NoSignerError, SLTError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 USER_ERRORS = (SLTError, AnalysisError)  # errors whose message is meant for the user
+
+# An absolute POSIX path (at least one component, not inside a word, a URL or a relative path).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.~-])/(?:[^\s/'\"<>():,;`]+/)*[^\s/'\"<>():,;`]+")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def redact_paths(message: str) -> str:
+    """A message for anonymous visitors: absolute server paths become their last component (the file or run name),
+    so uploads' hash folders, the runs directory and the install location stay private."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], message)
+
+
+def public_message(error: BaseException) -> str:
+    """What a visitor is told about a user error: its message, without server paths or Python class names.
+    Advice that names a command-line flag is replaced by the app's own control."""
+    if isinstance(error, NoSignerError):
+        return (f"No signer found: a face was detected in {error.faces_found} of {error.frames_sampled} sampled "
+                f"frames (need at least {error.min_fraction:.0%}). Make sure the signer's face is visible and lit, "
+                "or tick the app's “Use a centre crop when no signer is found” box (under “Preprocessing and "
+                "decoding”) and translate again.")
+    return redact_paths(str(error)) or "the request could not be completed"
+
+
+def markdown_text(text: object) -> str:
+    """User data (predictions, references, file names) for a gr.Markdown: shown as text, never as HTML or markup."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Show user-caused errors as a Gradio error message (in the UI and to API clients), never a bare traceback."""
+    """Show user-caused errors as a Gradio error message (in the UI and to API clients), never a bare traceback.
+
+    The message never holds server paths or class names; an unexpected error is logged whole and the visitor gets
+    a reference to find it in the server log."""
+
+    def shown(error: Exception) -> gr.Error:
+        if isinstance(error, USER_ERRORS):
+            # Escaped: the message is rendered as HTML, and texts may hold '<'.
+            return gr.Error(html.escape(public_message(error)), duration=None, print_exception=False)
+        reference = uuid.uuid4().hex[:8]  # a bug: log it whole, tell the user how to find it
+        log.exception("unexpected error in %s (reference %s)", fn.__name__, reference)
+        return gr.Error(f"Internal error while handling this request (reference {reference}); the server log has "
+                        "the details.", duration=None, print_exception=False)
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def async_wrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as error:
+                raise shown(error) from error
+
+        return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -25,14 +81,31 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except USER_ERRORS as error:
-            # Escaped: the message is rendered as HTML, and paths or texts may hold '<'.
-            raise gr.Error(html.escape(f"{type(error).__name__}: {error}"), duration=None, print_exception=False) from error
-        except Exception as error:  # a bug: log it whole, tell the user what failed
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Internal error in {fn.__name__}: {error!r}", duration=None) from error
+        except Exception as error:
+            raise shown(error) from error
 
     return wrapper
+
+
+async def run_cancellable(work: Callable[[], T], cancel: threading.Event) -> T:
+    """Run blocking `work` in a worker thread; when Gradio cancels the request (the Cancel button's `cancels=`,
+    a client's `job.cancel()`), set `cancel` so the work stops at its next check instead of running on unseen.
+
+    A sync handler cannot do this: Gradio abandons its thread on cancel and the thread keeps burning CPU.
+    """
+    def logged() -> T:
+        try:
+            return work()
+        except Cancelled:
+            log.info("cancelled work stopped in its thread")
+            raise
+
+    try:
+        return await asyncio.to_thread(logged)  # (copies the context: gr.Progress keeps working in the thread)
+    except asyncio.CancelledError:
+        cancel.set()
+        log.info("request cancelled: asked the worker thread to stop")
+        raise
 
 
 def engine_progress(progress: gr.Progress) -> Callable:

@@ -10,8 +10,11 @@ import pandas as pd
 
 from analysis import compare_systems, load_predictions, plot_buckets, plot_pairwise_scatter
 from slt.errors import InvalidArgumentError
-from slt.ui.common import diff_html, engine_progress, timings_rows, user_errors
-from slt.ui.limits import check_allowed_path, check_upload
+from slt.errors import Cancelled
+from slt.ui.common import diff_html, engine_progress, markdown_text, run_cancellable, timings_rows, user_errors
+from slt.ui.languages import language_choices
+from slt.ui.limits import check_allowed_path, check_frame_size, check_upload
+from slt.ui.settings import gradio_upload_dir
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
 from slt.ui.state import AppState
 from slt.ui.translate_tab import session_of
@@ -40,8 +43,8 @@ def metrics_table(report) -> pd.DataFrame:
 def wins_markdown(report) -> str:
     a, b = report.names
     w = report.wins
-    return (f"**{report.n} samples**, per-sample {w['by']}: **{a}** better on {w[f'{a}_wins']}, "
-            f"**{b}** better on {w[f'{b}_wins']}, ties {w['ties']}.")
+    return (f"**{report.n} samples**, per-sample {w['by']}: **{markdown_text(a)}** better on {w[f'{a}_wins']}, "
+            f"**{markdown_text(b)}** better on {w[f'{b}_wins']}, ties {w['ties']}.")
 
 
 def examples_table(report) -> pd.DataFrame:
@@ -70,7 +73,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                 with gr.Row():
                     encoder_a = gr.Dropdown(choices=[], label="Encoder A (baseline)", allow_custom_value=True)
                     encoder_b = gr.Dropdown(choices=[], label="Encoder B", allow_custom_value=True)
-                language = gr.Dropdown(choices=["eng_Latn"], value="eng_Latn", label="Language", allow_custom_value=True)
+                language = gr.Dropdown(choices=language_choices(["eng_Latn"]), value="eng_Latn", label="Language")
                 run_clip = gr.Button("Compare on this clip", variant="primary")
             with gr.Column():
                 clip_result = gr.HTML(value="<em>Both translations and their word diff appear here.</em>")
@@ -101,21 +104,33 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
         examples = gr.Dataframe(label="Where each system wins", interactive=False, wrap=True)
 
     @user_errors
-    def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):
+    async def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):
         """The same clip through two encoders: features are extracted once and shared."""
         if not name_a or not name_b or name_a == name_b:
             raise InvalidArgumentError("pick two different encoders to compare")
         path = check_upload(video_path, settings)
-        engine = state.engine(progress=engine_progress(progress))
-        result = engine.translate_batch([path], [lang or "eng_Latn"], encoders=[name_a, name_b],
-                                        preprocess=state.preprocess_config(engine),
-                                        progress=lambda stage, f: progress(f, desc=stage),
-                                        cancel=state.cancel_flag(session_of(request)))[0]
-        text_a = result.translations[name_a][lang or "eng_Latn"]
-        text_b = result.translations[name_b][lang or "eng_Latn"]
-        body = (f"<div class='slt-translation'><b>{html.escape(name_a)}</b>: <span class='slt-text'>{html.escape(text_a)}</span></div>"
-                f"<div class='slt-translation'><b>{html.escape(name_b)}</b>: <span class='slt-text'>{html.escape(text_b)}</span></div>"
-                f"<div class='slt-diff'><b>diff A → B</b>: {diff_html(text_a, text_b)}</div>")
+        check_frame_size(path, settings)
+        lang = lang or "eng_Latn"
+        session = session_of(request)
+        cancel = state.cancel_flag(session)
+
+        def work():
+            engine = state.engine(progress=engine_progress(progress))
+            return engine.translate_batch([path], [lang], encoders=[name_a, name_b],
+                                          preprocess=state.preprocess_config(engine),
+                                          progress=lambda stage, f: progress(f, desc=stage), cancel=cancel)[0]
+
+        try:
+            result = await run_cancellable(work, cancel)
+        except Cancelled:
+            return "<div class='slt-cancelled'><b>Cancelled.</b></div>", None, []
+        finally:
+            state.release_flag(session, cancel)
+        text_a, text_b = result.translations[name_a][lang], result.translations[name_b][lang]
+        body = "".join(f"<div class='slt-translation'><b>{html.escape(name)}</b>: "
+                       f"<span class='slt-text'>{html.escape(text)}</span></div>"
+                       for name, text in ((name_a, text_a), (name_b, text_b)))
+        body += f"<div class='slt-diff'><b>diff A → B</b>: {diff_html(text_a, text_b)}</div>"
         return body, result.preview, timings_rows(result.timings)
 
     run_clip.click(compare_clip, [video, encoder_a, encoder_b, language], [clip_result, clip_preview, clip_timings],
@@ -155,11 +170,15 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
         frames = [load_predictions(p) for p in sources]
         return comparison_outputs(compare_systems(frames[0], frames[1], names=names, n_bs=1000, n_ar=1000))
 
+    # Scoring two files (bootstrap and randomisation tests) is CPU work: it shares the translations' limit.
     run_files.click(compare_files, [file_a, file_b, path_a, path_b], [table, wins, scatter, buckets, examples],
-                    api_name="compare_files")
+                    api_name="compare_files", concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
     return {"encoder_a": encoder_a, "encoder_b": encoder_b, "split_a": split_a, "split_b": split_b, "split": split,
             "language": language}
 
 
 def _display_name(path: Path) -> str:
-    return path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+    """A run's name, `run/file` for a file in a run, the file's own name for an upload (not its hash folder)."""
+    if path.is_dir() or path.is_relative_to(gradio_upload_dir().resolve()):
+        return path.name
+    return f"{path.parent.name}/{path.name}"

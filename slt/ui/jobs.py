@@ -120,14 +120,17 @@ class JobManager:
         return [job for job in self._read().values() if self.state(job) == "running"]
 
     def rows(self) -> list[dict]:
-        """The history table: newest first."""
+        """The history table: newest first. `epochs_done` counts finished epochs (the trainer's status.json holds the
+        epoch in progress, one more than those done)."""
         out = []
         for job in sorted(self._read().values(), key=lambda j: j.started_at, reverse=True):
             status = self.status(job)
+            epoch = status.get("epoch")
             out.append({
-                "job": job.id, "state": self.state(job), "epoch": status.get("epoch"), "step": status.get("step"),
-                "best_bleu": _rounded(status.get("best_bleu")), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.started_at)),
-                "resumes": job.resumes, "run_dir": job.run_dir,
+                "job": job.id, "state": self.state(job),
+                "epochs_done": epoch - 1 if isinstance(epoch, int) and epoch >= 1 else None, "step": status.get("step"),
+                "best_bleu": _rounded(status.get("best_bleu")),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.started_at)), "resumes": job.resumes,
             })
         return out
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from slt.errors import AccessDeniedError, PathNotAllowedError, VideoReadError, VideoTooLongError
 from slt.ui.settings import AppSettings
 
+# What the allowed roots are, in words: error messages must not show the server's folders.
+ALLOWED_IN_WORDS = "the runs directory, the demo model set, the sample clips and uploads"
+
 
 def check_allowed_path(path: str | Path, settings: AppSettings, must_exist: bool = True) -> Path:
     """Resolve a user-given path (symlinks and `..` included) and refuse it unless it lies in an allowed root."""
@@ -21,9 +24,7 @@ def check_allowed_path(path: str | Path, settings: AppSettings, must_exist: bool
     resolved = resolved.resolve()
     roots = settings.allowed_roots
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-        raise PathNotAllowedError(
-            f"{text} is outside the directories this app may read ({', '.join(str(r) for r in roots)})"
-        )
+        raise PathNotAllowedError(f"{text} is outside the directories this app may read ({ALLOWED_IN_WORDS})")
     if must_exist and not resolved.exists():
         raise PathNotAllowedError(f"{text} does not exist")
     return resolved
@@ -44,13 +45,36 @@ def check_upload(path: str | Path | None, settings: AppSettings) -> Path:
     return resolved
 
 
+def check_frame_size(path: Path, settings: AppSettings) -> None:
+    """Refuse frames larger than `max_frame_pixels` before any decoding (decoding is what costs: see settings)."""
+    from slt.video import probe_video
+
+    info = probe_video(path, verify_count=False)  # reads the container header only
+    if info.width * info.height > settings.max_frame_pixels:
+        raise VideoTooLongError(
+            f"{path.name} has {info.width}x{info.height} frames; this app accepts frames up to "
+            f"{settings.max_frame_pixels / 1e6:.1f} megapixels (1920x1080). Downscale the clip first, for example "
+            "`ffmpeg -i clip.mp4 -vf scale=-2:720 small.mp4`, and upload it again."
+        )
+
+
 def check_admin(token: str | None, settings: AppSettings) -> None:
     """Raise AccessDeniedError unless the training launcher is unlocked for this caller."""
     if not settings.launcher_locked:
         return
     if settings.admin_token is None:
         raise AccessDeniedError(
-            "training is locked on this public Space; its owner can unlock it by setting SLT_ADMIN_TOKEN"
+            "training is locked: this app is reachable from other machines (a public Space, --share or a --host "
+            "other than 127.0.0.1) and no admin token is set; its owner can unlock it by setting SLT_ADMIN_TOKEN"
         )
     if not token or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
         raise AccessDeniedError("training is locked: enter the admin token (SLT_ADMIN_TOKEN) to start or stop runs")
+
+
+def is_admin(token: str | None, settings: AppSettings) -> bool:
+    """Whether this caller may see training internals (logs, server paths): the launcher is open, or the token fits."""
+    try:
+        check_admin(token, settings)
+    except AccessDeniedError:
+        return False
+    return True

@@ -7,10 +7,14 @@
 | SLT_RUNS_DIR | --runs-dir | runs | training runs (and jobs.json) |
 | SLT_MAX_UPLOAD_MB | --max-upload-mb | 200 | largest accepted upload |
 | SLT_MAX_CLIP_SECONDS | --max-clip-seconds | 120 | longest accepted clip |
-| SLT_ADMIN_TOKEN | | unset | token that unlocks the training launcher |
+| SLT_MAX_FRAME_PIXELS | --max-frame-pixels | 2073600 | largest accepted frame (width x height; 1920x1080) |
+| SLT_ADMIN_TOKEN | | unset | token that unlocks the training launcher (and its logs) |
 | SLT_MAX_TRAIN_JOBS | --max-train-jobs | 1 | training jobs running at the same time |
 | SLT_GPU_CONCURRENCY | --gpu-concurrency | 1 | translations/comparisons running at the same time |
 | SPACE_ID | | unset | set by Hugging Face Spaces: the app is public |
+
+An app reachable from other machines (a Space, `--share`, or `--host` other than a loopback address) locks the
+training launcher unless SLT_ADMIN_TOKEN is set; see the README's "Security" section.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 
 from slt.errors import InvalidArgumentError
 from slt.registry import MODEL_SETS, REPO_ROOT, demo_dir
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def gradio_upload_dir() -> Path:
@@ -39,6 +45,9 @@ class AppSettings:
     runs_dir: Path = REPO_ROOT / "runs"
     max_upload_mb: float = 200.0
     max_clip_seconds: float = 120.0
+    # Decoding dominates preprocessing and grows with the frame size (a 30-s 4K clip took 49 s on 2 cores, 4x
+    # a 1080p one); the detector and the crops never need more than 1080p, so larger frames are refused up front.
+    max_frame_pixels: int = 1920 * 1080
     admin_token: str | None = None
     max_train_jobs: int = 1
     gpu_concurrency: int = 1
@@ -52,8 +61,9 @@ class AppSettings:
     def __post_init__(self) -> None:
         if self.model_set not in MODEL_SETS:
             raise InvalidArgumentError(f"model set must be one of {', '.join(MODEL_SETS)}, got {self.model_set!r}")
-        if not self.max_upload_mb > 0 or not self.max_clip_seconds > 0:
-            raise InvalidArgumentError("SLT_MAX_UPLOAD_MB and SLT_MAX_CLIP_SECONDS must be positive numbers")
+        if not self.max_upload_mb > 0 or not self.max_clip_seconds > 0 or not self.max_frame_pixels > 0:
+            raise InvalidArgumentError(
+                "SLT_MAX_UPLOAD_MB, SLT_MAX_CLIP_SECONDS and SLT_MAX_FRAME_PIXELS must be positive numbers")
         if self.max_train_jobs < 1 or self.gpu_concurrency < 1:
             raise InvalidArgumentError("SLT_MAX_TRAIN_JOBS and SLT_GPU_CONCURRENCY must be >= 1")
 
@@ -63,13 +73,29 @@ class AppSettings:
 
     @property
     def allowed_roots(self) -> list[Path]:
-        """The only directories whose files the UI may read or serve."""
+        """The only directories whose files the UI's handlers may read (paths users type or pick)."""
         return [self.runs_dir.resolve(), self.demo_dir.resolve(), self.samples_dir.resolve(), gradio_upload_dir().resolve()]
 
     @property
+    def served_roots(self) -> list[Path]:
+        """Directories Gradio may serve files from (`/gradio_api/file=`) besides its own upload/cache folders: the
+        sample clips and the demo set's corpus videos the browser tab plays. Never the runs directory."""
+        return [self.samples_dir.resolve(), self.demo_dir.resolve()]
+
+    @property
+    def blocked_roots(self) -> list[Path]:
+        """Never served, even when inside a served or temporary folder: checkpoints, jobs.json, console logs."""
+        return [self.runs_dir.resolve()]
+
+    @property
+    def exposed(self) -> bool:
+        """Reachable from other machines: a Space, a gradio.live link, or listening on a non-loopback address."""
+        return self.public or self.share or self.host not in LOOPBACK_HOSTS
+
+    @property
     def launcher_locked(self) -> bool:
-        """Training needs the admin token when one is configured; a public Space without one is locked for all."""
-        return self.admin_token is not None or self.public
+        """Training needs the admin token when one is configured; an exposed app without one is locked for all."""
+        return self.admin_token is not None or self.exposed
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "AppSettings":
@@ -81,6 +107,7 @@ class AppSettings:
                 runs_dir=Path(env.get("SLT_RUNS_DIR", str(REPO_ROOT / "runs"))).resolve(),
                 max_upload_mb=float(env.get("SLT_MAX_UPLOAD_MB", "200")),
                 max_clip_seconds=float(env.get("SLT_MAX_CLIP_SECONDS", "120")),
+                max_frame_pixels=int(env.get("SLT_MAX_FRAME_PIXELS", str(1920 * 1080))),
                 admin_token=env.get("SLT_ADMIN_TOKEN") or None,
                 max_train_jobs=int(env.get("SLT_MAX_TRAIN_JOBS", "1")),
                 gpu_concurrency=int(env.get("SLT_GPU_CONCURRENCY", "1")),
@@ -104,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=None, help="training runs directory (SLT_RUNS_DIR)")
     parser.add_argument("--max-upload-mb", type=float, default=None, help="largest upload in MB (SLT_MAX_UPLOAD_MB)")
     parser.add_argument("--max-clip-seconds", type=float, default=None, help="longest clip (SLT_MAX_CLIP_SECONDS)")
+    parser.add_argument("--max-frame-pixels", type=int, default=None,
+                        help="largest frame, width x height (SLT_MAX_FRAME_PIXELS; default 1920x1080)")
     parser.add_argument("--max-train-jobs", type=int, default=None, help="concurrent training jobs (SLT_MAX_TRAIN_JOBS)")
     parser.add_argument("--gpu-concurrency", type=int, default=None, help="concurrent translations (SLT_GPU_CONCURRENCY)")
 
@@ -112,7 +141,8 @@ def settings_from_args(args: argparse.Namespace, base: AppSettings | None = None
     """Apply the flags that were given on top of the environment's settings."""
     base = base or AppSettings.from_env()
     changes = {name: getattr(args, name) for name in ("host", "port", "model_set", "device", "max_upload_mb",
-                                                       "max_clip_seconds", "max_train_jobs", "gpu_concurrency")
+                                                       "max_clip_seconds", "max_frame_pixels", "max_train_jobs",
+                                                       "gpu_concurrency")
                if getattr(args, name, None) is not None}
     if getattr(args, "runs_dir", None) is not None:
         changes["runs_dir"] = Path(args.runs_dir).resolve()

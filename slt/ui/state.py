@@ -84,7 +84,11 @@ class ModelLoader:
                                f"(encoders: {', '.join(engine.encoder_names)})", 1.0)
         except Exception as error:  # any failure must reach the user instead of killing a thread silently
             self._error = error
-            self._set("failed", f"models failed to load: {error}", 1.0)
+            from slt.ui.common import redact_paths
+
+            # The status line is shown to every visitor: no server paths, no class names (the log has them).
+            reason = redact_paths(str(error)) if isinstance(error, SLTError) else "an internal error (see the server log)"
+            self._set("failed", f"models failed to load: {reason}", 1.0)
             log.exception("model loading failed")
         finally:
             self._ready.set()
@@ -108,7 +112,7 @@ class ModelLoader:
             if deadline is not None and time.monotonic() > deadline:
                 raise ModelsNotReadyError(f"models are still loading ({self._status.message}); try again shortly")
         if self._error is not None:
-            message = str(self._error) if isinstance(self._error, SLTError) else repr(self._error)
+            message = str(self._error) if isinstance(self._error, SLTError) else "an internal error (see the server log)"
             raise ModelsNotReadyError(f"the models could not be loaded: {message}")
         return self._engine
 
@@ -134,8 +138,14 @@ class AppState:
             flag = self._cancel[session] = threading.Event()
             return flag
 
+    def release_flag(self, session: str, flag: threading.Event) -> None:
+        """The request ended without being cancelled: a later Cancel click has nothing to stop."""
+        with self._cancel_lock:
+            if self._cancel.get(session) is flag and not flag.is_set():
+                del self._cancel[session]
+
     def cancel(self, session: str) -> bool:
-        """Ask the session's running translation to stop at the next stage boundary."""
+        """Ask the session's running (or just cancelled) translation to stop; False when there is none."""
         with self._cancel_lock:
             flag = self._cancel.get(session)
         if flag is None:

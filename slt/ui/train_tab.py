@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shlex
 from pathlib import Path
@@ -13,11 +14,14 @@ import plotly.graph_objects as go
 from analysis.collapse import read_metrics_log
 from slt.demo.bundle import BUNDLE_FILE
 from slt.train.config import RECIPES, DecodingConfig, TrainConfig
-from slt.ui.common import user_errors
-from slt.ui.limits import check_admin, check_allowed_path
+from slt.ui.common import redact_paths, user_errors
+from slt.ui.limits import check_admin, check_allowed_path, is_admin
 from slt.ui.state import AppState
 
-HISTORY_COLUMNS = ["job", "state", "epoch", "step", "best_bleu", "started", "resumes", "run_dir"]
+HISTORY_COLUMNS = ["job", "state", "epochs_done", "step", "best_bleu", "started", "resumes"]
+LOCKED_NO_TOKEN = ("🔒 **Training is locked.** This app is reachable from other machines (a public Space, a share link "
+                   "or a non-local `--host`) and no admin token is set, so nobody can start runs here. The owner can "
+                   "unlock it by setting `SLT_ADMIN_TOKEN`; run it locally to train.")
 
 
 def default_fields(demo_root: Path) -> dict:
@@ -54,13 +58,53 @@ def curves_figure(run_dir: Path) -> go.Figure:
     return fig
 
 
+def history_table(state: AppState) -> pd.DataFrame:
+    """Every launched run, newest first, without server paths (the table is shown to every visitor)."""
+    return pd.DataFrame(state.jobs.rows(), columns=HISTORY_COLUMNS)
+
+
+def job_status(state: AppState, job_id: str | None, admin_token: str | None = None) -> tuple:
+    """(status markdown, curves figure, log tail, history table) of one job. The console log and the run folder
+    hold server paths and tracebacks: only a caller who may control training (is_admin) sees them."""
+    table = history_table(state)
+    if not job_id:
+        return "No job selected.", None, "", table
+    match = next((row for row in state.jobs.rows() if row["job"] == job_id), None)
+    if match is None:
+        return f"No job named '{html.escape(str(job_id))}'.", None, "", table
+    job = state.jobs.get(job_id)
+    status = state.jobs.status(job)
+    admin = is_admin(admin_token, state.settings)
+    total = _configured_epochs(Path(job.run_dir))
+    done = match["epochs_done"]
+    text = (f"job **{job_id}** · state **{match['state']}** · epochs done **{'–' if done is None else done}**"
+            + (f" of {total}" if total else "") + f" · step {status.get('step', '–')} · best BLEU "
+            + ("–" if match["best_bleu"] is None else f"{match['best_bleu']}"))
+    if status.get("message"):
+        message = str(status["message"]) if admin else redact_paths(str(status["message"]))
+        text += f" · {html.escape(message)}"
+    if admin:
+        text += f"\n\nrun folder: `{job.run_dir}`"
+    log_tail = state.jobs.log_tail(job_id) if admin else ""
+    return text, curves_figure(Path(job.run_dir)), log_tail, table
+
+
+def _configured_epochs(run_dir: Path) -> int | None:
+    try:
+        return int(json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def build(state: AppState) -> dict[str, gr.components.Component]:
     settings = state.settings
     jobs = state.jobs
+    if settings.launcher_locked and settings.admin_token is None:
+        return build_locked(state)
     defaults = default_fields(settings.demo_dir)
     if settings.launcher_locked:
-        gr.Markdown("🔒 The launcher is locked" + (": enter the admin token to start, stop or resume runs."
-                                                   if settings.admin_token else " on this public Space (no SLT_ADMIN_TOKEN set)."))
+        gr.Markdown("🔒 The launcher is locked: enter the admin token to start, stop or resume runs and to read "
+                    "their logs.")
     with gr.Row():
         with gr.Column(scale=1):
             name = gr.Textbox(label="Run name (folder under the runs directory)", value="ui-run")
@@ -92,11 +136,11 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
                 stop_btn = gr.Button("Stop (checkpoint and exit)", variant="stop")
                 resume_btn = gr.Button("Resume")
                 refresh_btn = gr.Button("↻")
-            job_status = gr.Markdown()
+            job_status_md = gr.Markdown()
             curves = gr.Plot(label="Curves")
             log_tail = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
-    history = gr.Dataframe(headers=HISTORY_COLUMNS, label="Runs launched from this app (survives restarts)",
-                           interactive=False)
+    history = gr.Dataframe(value=history_table(state), headers=HISTORY_COLUMNS, interactive=False,
+                           label="Runs launched from this app (survives restarts)")
     timer = gr.Timer(2.0)
     form = [name, recipe, train_features, val_features, base_encoder, epochs, batch_size, lr, max_samples, device,
             beam, decoder, tokenizer, asset_cards]
@@ -143,7 +187,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             raise gr.Error("choose a job to stop")
         return f"job **{job_id}**: {jobs.stop(job_id, wait_s=1.0)} (stopping: it checkpoints, then exits)"
 
-    stop_btn.click(stop, [token, job], job_status, api_name="stop_training")
+    stop_btn.click(stop, [token, job], job_status_md, api_name="stop_training")
 
     @user_errors
     def resume(admin_token, job_id):
@@ -154,26 +198,26 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         resumed = jobs.resume(job_id)
         return f"job **{job_id}** resumed (pid {resumed.pid}, resume #{resumed.resumes})"
 
-    resume_btn.click(resume, [token, job], job_status, api_name="resume_training")
+    resume_btn.click(resume, [token, job], job_status_md, api_name="resume_training")
 
     @user_errors
-    def poll(job_id):
-        """Status, curves, log tail and the history table; called by the timer every 2 s."""
-        rows = jobs.rows()
-        table = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-        if not job_id:
-            return "No job selected.", None, "", table
-        match = next((row for row in rows if row["job"] == job_id), None)
-        if match is None:
-            return f"No job named '{job_id}'.", None, "", table
-        status = jobs.status(jobs.get(job_id))
-        text = (f"job **{job_id}** · state **{match['state']}** · epoch {status.get('epoch', '–')} · "
-                f"step {status.get('step', '–')} · best BLEU {match['best_bleu'] if match['best_bleu'] is not None else '–'}"
-                + (f" · {status['message']}" if status.get("message") else ""))
-        return text, curves_figure(Path(match["run_dir"])), jobs.log_tail(job_id), table
+    def poll(job_id, admin_token=None):
+        """Status, curves, log tail (for admins) and the history table; called by the timer every 2 s."""
+        return job_status(state, job_id, admin_token)
 
-    outputs = [job_status, curves, log_tail, history]
-    refresh_btn.click(poll, job, outputs, api_name="job_status")
-    job.change(poll, job, outputs, api_visibility="private")
-    timer.tick(poll, job, outputs, api_visibility="private", queue=False, show_progress="hidden")
+    outputs = [job_status_md, curves, log_tail, history]
+    refresh_btn.click(poll, [job, token], outputs, api_name="job_status")
+    job.change(poll, [job, token], outputs, api_visibility="private")
+    timer.tick(poll, [job, token], outputs, api_visibility="private", show_progress="hidden", concurrency_id="light",
+               concurrency_limit=8)
     return {"job": job}
+
+
+def build_locked(state: AppState) -> dict[str, gr.components.Component]:
+    """The tab when nobody may train: the reason and the read-only history; no form, no training endpoints."""
+    gr.Markdown(LOCKED_NO_TOKEN, elem_id="slt-train-locked")
+    history = gr.Dataframe(value=history_table(state), headers=HISTORY_COLUMNS, interactive=False,
+                           label="Runs launched from this app")
+    gr.Timer(5.0).tick(lambda: history_table(state), None, history, api_visibility="private",
+                       show_progress="hidden", concurrency_id="light", concurrency_limit=8)
+    return {}

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from slt.text import FLORES200_LANGUAGES
-from slt.ui.common import engine_progress, timings_rows, user_errors
-from slt.ui.limits import check_upload
+from slt.errors import Cancelled
+from slt.ui.common import engine_progress, run_cancellable, timings_rows, user_errors
+from slt.ui.languages import language_choices
+from slt.ui.limits import check_frame_size, check_upload
 from slt.ui.state import AppState
+
+CANCELLED_HTML = "<div class='slt-cancelled'><b>Cancelled.</b> The translation was stopped; nothing was translated.</div>"
 
 
 def sample_clips(samples_dir: Path) -> list[tuple[Path, str]]:
@@ -53,6 +56,36 @@ def summary_markdown(result) -> str:
             f"model set **{result.model_set}**")
 
 
+async def translate_clip(state: AppState, video_path, languages_chosen, encoder_name, centre, beam, max_tokens,
+                         no_repeat_size, session: str, progress: gr.Progress | None = None) -> tuple:
+    """Translate one clip with one encoder into the chosen languages: (translations HTML, crop preview, summary,
+    timings rows, result dict). A cancel (the Cancel button, /cancel_translation, or Gradio cancelling the request)
+    stops the work within a decoded frame and returns the "Cancelled" outputs instead of an error."""
+    settings = state.settings
+    path = check_upload(video_path, settings)
+    check_frame_size(path, settings)
+    cancel = state.cancel_flag(session)
+    report = progress or (lambda fraction, desc=None: None)
+
+    def work():
+        engine = state.engine(progress=engine_progress(report))
+        preprocess = replace(state.preprocess_config(engine), center_crop_fallback=bool(centre))
+        return engine.translate_batch(
+            [path], list(languages_chosen or ["eng_Latn"]), encoders=[encoder_name] if encoder_name else None,
+            decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess,
+            progress=lambda stage, fraction: report(fraction, desc=stage), cancel=cancel,
+        )[0]
+
+    try:
+        result = await run_cancellable(work, cancel)
+    except Cancelled:
+        return CANCELLED_HTML, None, "", [], {"cancelled": True}
+    finally:
+        state.release_flag(session, cancel)
+    return (translations_html(result.translations), result.preview, summary_markdown(result),
+            timings_rows(result.timings), result.to_dict())
+
+
 def build(state: AppState) -> dict[str, gr.components.Component]:
     """Lay out the tab (inside a gr.Blocks context) and wire its events; returns components the app updates."""
     settings = state.settings
@@ -64,8 +97,9 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             if samples:
                 gr.Examples(examples=[[str(path)] for path, _ in samples], inputs=[video],
                             example_labels=[label for _, label in samples], label="Sample clips")
-            languages = gr.Dropdown(choices=list(FLORES200_LANGUAGES), value=["eng_Latn"], multiselect=True,
-                                    filterable=True, label="Target languages (FLORES-200, type to search)")
+            # Filled with the loaded decoder's languages once the models are ready (app.py): never one it lacks.
+            languages = gr.Dropdown(choices=language_choices(["eng_Latn"]), value=["eng_Latn"], multiselect=True,
+                                    filterable=True, label="Target languages (type to search)")
             encoder = gr.Dropdown(choices=[], value=None, label="Encoder", allow_custom_value=True)
             with gr.Accordion("Preprocessing and decoding", open=False):
                 center_crop = gr.Checkbox(value=False, label="Use a centre crop when no signer is found")
@@ -85,27 +119,22 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             details = gr.JSON(label="Result (JSON)")
 
     @user_errors
-    def translate(video_path, languages_chosen, encoder_name, centre, beam, max_tokens, no_repeat_size,
-                  request: gr.Request, progress=gr.Progress()):
+    async def translate(video_path, languages_chosen, encoder_name, centre, beam, max_tokens, no_repeat_size,
+                        request: gr.Request, progress=gr.Progress()):
         """Translate one clip with one encoder into the chosen languages."""
-        path = check_upload(video_path, settings)
-        engine = state.engine(progress=engine_progress(progress))
-        preprocess = replace(state.preprocess_config(engine), center_crop_fallback=bool(centre))
-        result = engine.translate_batch(
-            [path], list(languages_chosen or ["eng_Latn"]), encoders=[encoder_name] if encoder_name else None,
-            decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess,
-            progress=lambda stage, fraction: progress(fraction, desc=stage), cancel=state.cancel_flag(session_of(request)),
-        )[0]
-        return (translations_html(result.translations), result.preview, summary_markdown(result),
-                timings_rows(result.timings), result.to_dict())
+        return await translate_clip(state, video_path, languages_chosen, encoder_name, centre, beam, max_tokens,
+                                    no_repeat_size, session_of(request), progress)
 
     event = run.click(translate, [video, languages, encoder, center_crop, beam_size, max_len, no_repeat],
                       [output, preview, summary, timings, details], api_name="translate",
                       concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
 
     def stop(request: gr.Request):
-        state.cancel(session_of(request))
-        gr.Info("Cancelling: the translation stops at the next stage.")
+        """Cancel this session's running translation (it stops within a decoded frame)."""
+        return CANCELLED_HTML if state.cancel(session_of(request)) else gr.update()
 
-    cancel.click(stop, None, None, cancels=[event], api_name="cancel_translation", queue=False)
+    # `cancels` makes Gradio cancel the request (run_cancellable then stops its thread); `stop` also serves API
+    # clients, which cancel by session. Queued like every API endpoint (see app.py).
+    cancel.click(stop, None, output, cancels=[event], api_name="cancel_translation", concurrency_id="light",
+                 concurrency_limit=8, show_progress="hidden")
     return {"languages": languages, "encoder": encoder}

@@ -6,14 +6,14 @@ Nothing here keeps more than one full-resolution frame alive, so hour-long video
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from slt.errors import EmptyVideoError, VideoReadError
+from slt.errors import Cancelled, EmptyVideoError, VideoReadError
 
 # Used when the container reports no usable frame rate (some webm/raw streams do); flagged in VideoInfo.
 DEFAULT_FPS = 25.0
@@ -135,15 +135,20 @@ def has_frame(path: str | Path, index: int) -> bool:
         capture.release()
 
 
-def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(path: str | Path, max_frames: int | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, BGR frame) for every decodable frame, one at a time, in order.
 
     Stops quietly after `max_frames` frames (if given); the caller decides what "too long" means.
+    `should_stop` is asked before each frame is decoded; when it returns True, decoding ends with
+    :class:`~slt.errors.Cancelled` (a cancelled request stops burning CPU within one frame).
     """
     capture = _open(path)
     try:
         index = 0
         while max_frames is None or index < max_frames:
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"stopped on request while decoding frame {index} of {Path(path).name}")
             ok, frame = capture.read()
             if not ok or frame is None:
                 break

@@ -7,6 +7,7 @@ pass 2 decodes again and keeps only the frames the clips sample, already cropped
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -67,10 +68,14 @@ class PreprocessedVideo:
 
 
 def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConfig(),
-                     materialize: bool = True) -> PreprocessedVideo:
+                     materialize: bool = True, *, should_stop: Callable[[], bool] | None = None,
+                     progress: Callable[[float], None] | None = None) -> PreprocessedVideo:
     """Decode, locate the signer, crop and cut a video into normalised clips for SignHiera.
 
     ``materialize=False`` keeps uint8 crops instead of float clips (see :class:`PreprocessedVideo`).
+    ``should_stop`` is asked before every decoded frame of both passes; True ends the work with
+    :class:`~slt.errors.Cancelled`. ``progress`` gets the fraction of this video's preprocessing done (0..1; the
+    scan pass is the first 80 %, estimated from the container's frame count), a few times per second of video.
 
     Raises VideoReadError / EmptyVideoError (missing, not a video, no frames), VideoTooLongError (max_bytes,
     max_duration_s), VideoTooShortError (< min_frames frames), NoSignerError (a face in fewer than
@@ -93,7 +98,8 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
 
     scan = scan_video(path, detector=config.detector, detect_every=config.detect_every,
                       detect_max_side=config.detect_max_side, upsample=config.upsample,
-                      max_frames=max_frames, max_duration_s=config.max_duration_s, fps=info.fps)
+                      max_frames=max_frames, max_duration_s=config.max_duration_s, fps=info.fps,
+                      should_stop=should_stop, progress=_scan_progress(progress, info.reported_frames))
     if scan.n_frames == 0:
         raise EmptyVideoError(f"The video {path} contains no decodable frames.")
     if scan.n_frames < config.min_frames:
@@ -107,7 +113,7 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
     clip_indices = clip_frame_indices(scan.n_frames, info.fps, config.clip_frames, config.sampling_rate,
                                       config.target_fps, config.stride)
     t0 = time.perf_counter()
-    crops, first = _crop_needed_frames(path, box, clip_indices, config)
+    crops, first = _crop_needed_frames(path, box, clip_indices, config, should_stop, progress)
     timings["crop"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     clips = build_clips(crops, clip_indices, config.mean, config.std) if materialize else None
@@ -146,6 +152,14 @@ def _check_size(path: Path, max_bytes: int | None) -> None:
         )
 
 
+def _scan_progress(progress: Callable[[float], None] | None, reported_frames: int) -> Callable[[int], None] | None:
+    """Frames scanned -> the first 80 % of preprocessing (the container's count may be 0 or wrong: capped)."""
+    if progress is None:
+        return None
+    total = max(1, reported_frames)
+    return lambda done: progress(0.8 * min(1.0, done / total))
+
+
 def _signer_box(scan: ScanResult, config: PreprocessConfig) -> tuple[IntBox, str]:
     frames_sampled = len(scan.sampled)
     if scan.frames_with_face < config.min_face_fraction * frames_sampled:
@@ -158,15 +172,19 @@ def _signer_box(scan: ScanResult, config: PreprocessConfig) -> tuple[IntBox, str
     return make_square(expand_face_box(choice.face_box)), choice.method
 
 
-def _crop_needed_frames(path: Path, box: IntBox, clip_indices: list[np.ndarray], config: PreprocessConfig):
+def _crop_needed_frames(path: Path, box: IntBox, clip_indices: list[np.ndarray], config: PreprocessConfig,
+                        should_stop: Callable[[], bool] | None = None,
+                        progress: Callable[[float], None] | None = None):
     """Pass 2: decode again, keep only the sampled frames, each as a size x size uint8 RGB crop."""
     needed = set(np.concatenate(clip_indices).tolist())
     last = max(needed)
     crops: dict[int, np.ndarray] = {}
     first = None
-    for index, frame in iter_frames(path, max_frames=last + 1):
+    for index, frame in iter_frames(path, max_frames=last + 1, should_stop=should_stop):
         if index == 0:
             first = frame_with_box(frame, box, config.preview_tile)
+        if progress is not None and index % config.detect_every == 0:
+            progress(0.8 + 0.2 * index / (last + 1))
         if index in needed:
             crops[index] = crop_square(frame, box, config.size)
     missing = needed - crops.keys()

@@ -4,6 +4,7 @@ reduced size, and measure motion around faces on frames with several faces."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,17 +46,21 @@ def scan_video(
     max_frames: int | None = None,
     max_duration_s: float | None = None,
     fps: float = 25.0,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ScanResult:
     """Decode the video once, detecting faces on frames 0, detect_every, 2*detect_every, ...
 
     `max_frames` stops the scan with VideoTooLongError as soon as the video proves longer than the limit
-    (so a container that under-reports its length cannot make us decode forever).
+    (so a container that under-reports its length cannot make us decode forever). `should_stop` is passed to
+    :func:`iter_frames` (Cancelled between two frames); `progress` gets the number of frames decoded so far,
+    on each frame that goes through the detector.
     """
     result = ScanResult(0, 0, 0)
     pending: tuple[np.ndarray, list[Detection], float, float] | None = None  # multi-face frame awaiting its successor
     start = time.perf_counter()
     limit = None if max_frames is None else max_frames + 1  # decode one extra frame to know the limit was crossed
-    for index, frame in iter_frames(path, max_frames=limit):
+    for index, frame in iter_frames(path, max_frames=limit, should_stop=should_stop):
         if max_frames is not None and index >= max_frames:
             raise VideoTooLongError(
                 f"The video {path} is longer than the limit of {max_duration_s:g} s "
@@ -75,6 +80,8 @@ def scan_video(
             pending = None
         if not sampled:
             continue
+        if progress is not None:
+            progress(index + 1)
         t0 = time.perf_counter()
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         detections = [Detection(index, box) for box in detect_faces(rgb, fx, fy, detector, upsample)]

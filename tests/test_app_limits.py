@@ -1,0 +1,165 @@
+"""The app's limits and protections without a browser: cancel reaching the decode loops, preprocessing progress,
+messages without server paths or class names, user data shown as text, exposure locking the launcher, and the
+handlers' concurrency groups (the Blocks are built, not launched)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from _app_fixtures import SAMPLES
+
+CLIP = SAMPLES / "instructional_1.webm"  # 2.5 s, 25 fps, the synthetic signer's face
+
+
+def test_should_stop_ends_preprocessing_within_one_frame():
+    from slt.errors import Cancelled
+    from slt.video import PreprocessConfig, preprocess_video
+
+    asked = [0]
+
+    def should_stop() -> bool:  # says stop on its 10th question
+        asked[0] += 1
+        return asked[0] >= 10
+
+    with pytest.raises(Cancelled, match="stopped on request while decoding frame 9"):
+        preprocess_video(CLIP, PreprocessConfig(detector="hog"), should_stop=should_stop)
+    assert asked[0] == 10  # asked once per frame, and nothing decoded after the answer
+
+
+def test_preprocessing_reports_progress_through_both_passes():
+    from slt.video import PreprocessConfig, preprocess_video
+
+    seen: list[float] = []
+    never = threading.Event()
+    result = preprocess_video(CLIP, PreprocessConfig(detector="hog"), should_stop=never.is_set, progress=seen.append)
+    assert result.n_clips >= 1
+    assert len(seen) >= 4 and seen == sorted(seen) and 0.0 < seen[0] and seen[-1] <= 1.0
+    assert any(f < 0.8 for f in seen) and any(f >= 0.8 for f in seen)  # the scan pass, then the crop pass
+
+
+def test_engine_cancel_during_preprocessing_stops_decoding(demo_bundle_dir):
+    """The cancel flag set while a video is being decoded ends the translation before its next frame."""
+    from slt.engine import TranslationEngine
+    from slt.errors import TranslationCancelled
+    from slt.registry import resolve_model_set
+
+    engine = TranslationEngine.shared(resolve_model_set("demo", build_demo=False), device="cpu")
+    cancel = threading.Event()
+    reports: list[tuple[str, float]] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        reports.append((stage, fraction))
+        if stage.startswith("preprocessing") and fraction > 0:
+            cancel.set()  # the user presses Cancel while the first pass is running
+
+    clip = SAMPLES / "instructional_2.webm"
+    with pytest.raises(TranslationCancelled, match="stopped on request while decoding"):
+        engine.translate(clip, ["eng_Latn"], encoders=["zero-shot"], progress=progress, cancel=cancel)
+    after = [r for r in reports if r[1] > 0]
+    assert len(after) == 1, reports  # no more progress (no more decoding) once cancelled
+    assert all(stage.startswith("preprocessing") for stage, _ in reports[1:])  # SignHiera never ran
+
+
+def test_messages_hide_server_paths_and_class_names():
+    from slt.errors import NoSignerError, VideoReadError
+    from slt.ui.common import public_message, redact_paths
+
+    upload = "/tmp/gradio/3f9a1c0d2e/my clip.mp4"
+    message = public_message(VideoReadError(f"The video {upload.replace(' ', '_')} cannot be opened"))
+    assert message == "The video my_clip.mp4 cannot be opened"
+    assert "VideoReadError" not in public_message(NoSignerError(0, 5, 0.3))
+    assert "app's" in public_message(NoSignerError(0, 5, 0.3))  # points to the app's checkbox, not a CLI flag
+    # URLs, relative paths and fractions are left alone.
+    text = "see https://huggingface.co/facebook/x and runs/r1/best.pt, 3/4 of frames"
+    assert redact_paths(text) == text
+    assert redact_paths("(/work/x/runs/r1/console.log)") == "(console.log)"
+
+
+def test_user_data_is_shown_as_text_in_markdown():
+    from slt.ui.common import markdown_text
+
+    shown = markdown_text('<img src=x onerror="alert(1)"> **bold** [link](http://x)')
+    assert "<" not in shown and "&lt;img" in shown
+    assert "\\*\\*bold\\*\\*" in shown and "\\[link\\]" in shown
+
+
+@pytest.mark.parametrize("overrides, locked", [
+    ({}, False),
+    ({"host": "0.0.0.0"}, True),
+    ({"host": "192.168.1.5"}, True),
+    ({"share": True}, True),
+    ({"public": True}, True),
+    ({"host": "localhost"}, False),
+])
+def test_any_exposure_locks_the_launcher_without_a_token(tmp_path, overrides, locked):
+    from slt.errors import AccessDeniedError
+    from slt.ui.limits import check_admin, is_admin
+    from slt.ui.settings import AppSettings
+
+    settings = AppSettings(runs_dir=tmp_path, **overrides)
+    assert settings.launcher_locked is locked
+    if locked:
+        with pytest.raises(AccessDeniedError, match="reachable from other machines.*SLT_ADMIN_TOKEN"):
+            check_admin("anything", settings)
+        assert not is_admin(None, settings)
+    else:
+        check_admin(None, settings)
+        assert is_admin(None, settings)
+    with_token = AppSettings(runs_dir=tmp_path, admin_token="s3cret", **overrides)
+    assert with_token.launcher_locked and is_admin("s3cret", with_token) and not is_admin("guess", with_token)
+
+
+def test_flags_set_the_exposure_and_frame_limit(tmp_path):
+    import argparse
+
+    from slt.ui import settings as app_settings
+
+    parser = argparse.ArgumentParser()
+    app_settings.add_arguments(parser)
+    args = parser.parse_args(["--host", "0.0.0.0", "--max-frame-pixels", "1000000", "--runs-dir", str(tmp_path)])
+    settings = app_settings.settings_from_args(args, app_settings.AppSettings())
+    assert settings.exposed and settings.launcher_locked and settings.max_frame_pixels == 1_000_000
+    # The runs folder is readable by the handlers but never served.
+    assert tmp_path.resolve() in settings.allowed_roots and tmp_path.resolve() in settings.blocked_roots
+    assert tmp_path.resolve() not in settings.served_roots
+
+
+def _endpoints(settings) -> dict:
+    from slt.ui.app import build_app
+    from slt.ui.state import AppState
+
+    demo = build_app(AppState(settings))
+    return {fn.api_name: fn for fn in demo.fns.values() if fn.api_name and fn.api_visibility == "public"}
+
+
+def test_heavy_endpoints_share_one_concurrency_limit_and_all_are_queued(tmp_path, demo_bundle_dir):
+    from slt.ui.settings import AppSettings
+
+    endpoints = _endpoints(AppSettings(model_set="demo", runs_dir=tmp_path, demo_dir=demo_bundle_dir,
+                                       gpu_concurrency=1))
+    for name in ("translate", "compare_clip", "compare_split", "compare_files"):
+        assert endpoints[name].concurrency_id == "gpu" and endpoints[name].concurrency_limit == 1, name
+    # gradio_client loses a queue=False request that completes while another request of the client is running.
+    assert all(fn.queue for fn in endpoints.values())
+    assert {"model_info", "list_runs", "start_training", "job_status"} <= set(endpoints)
+
+
+def test_locked_space_registers_no_training_endpoints(tmp_path, demo_bundle_dir):
+    from slt.ui.settings import AppSettings
+
+    endpoints = _endpoints(AppSettings(model_set="demo", runs_dir=tmp_path, demo_dir=demo_bundle_dir, public=True))
+    assert not {"start_training", "stop_training", "resume_training", "preview_training"} & set(endpoints)
+    assert "translate" in endpoints
+
+
+def test_language_choices_name_the_decoders_languages():
+    from slt.text import FLORES200_LANGUAGES
+    from slt.ui.languages import language_choices
+
+    assert language_choices(["eng_Latn"]) == [("English (eng_Latn)", "eng_Latn")]
+    every = dict((code, label) for label, code in language_choices(FLORES200_LANGUAGES))
+    assert len(every) == len(FLORES200_LANGUAGES) and all(label != code for code, label in every.items())
+    assert every["zho_Hans"] == "Chinese, Simplified (zho_Hans)" and every["fra_Latn"] == "French (fra_Latn)"
