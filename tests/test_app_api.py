@@ -164,7 +164,8 @@ def test_compare_on_evaluation_split(app, demo_bundle_dir):
     assert label.startswith("test") and "domain B" in label
     n = len(read_features_manifest(splits[label]))
     started = time.perf_counter()
-    table, wins, scatter, buckets, examples = client.predict(label, "zero-shot", "fine-tuned", api_name="/compare_split")
+    table, wins, scatter, buckets, examples = client.predict(label, "zero-shot", "fine-tuned",
+                                                             api_name="/compare_split")
     first = time.perf_counter() - started
     metrics = {row[0]: row for row in table["data"]}
     assert set(metrics) == {"bleu", "chrf", "rougeL", "wer", "length_ratio"}
@@ -210,7 +211,7 @@ def test_load_predictions_table_and_collapse_panel(app, tmp_path):
     assert "24 samples" in label and len(table["data"]) == 24
     columns = table["headers"]
     assert columns == ["id", "reference", "prediction", "sentence_bleu", "sentence_chrf", "ref_len", "hyp_len"]
-    by_id = {row[0]: dict(zip(columns, row)) for row in table["data"]}
+    by_id = {row[0]: dict(zip(columns, row, strict=True)) for row in table["data"]}
     assert by_id["s023"]["sentence_bleu"] == 100.0 and by_id["s000"]["sentence_bleu"] < 20
     assert "collapsed" in verdict
     assert generic["data"][0][:2] == ["the man is happy", 20]
@@ -239,7 +240,8 @@ def _form(demo_dir: Path, name: str, epochs: int) -> list:
     from slt.ui.train_tab import default_fields
 
     d = default_fields(demo_dir)
-    return [name, "sonar-finetune", d["train_features"], d["val_features"], d["base_encoder"], epochs, 4, 1e-3, 8, "cpu",
+    return [name, "sonar-finetune", d["train_features"], d["val_features"], d["base_encoder"], epochs, 4, 1e-3, 8,
+            "cpu",
             2, d["decoder"], d["tokenizer"], d["asset_cards"]]
 
 
@@ -307,7 +309,8 @@ def test_app_stays_responsive_during_a_translation_and_cancel_stops_it(demo_bund
     with app_subprocess(port, env, log) as url:
         client, other = Client(url, verbose=False), Client(url, verbose=False)
         wait_ready(client)
-        job = client.submit(handle_file(str(long_clip)), ["eng_Latn"], "zero-shot", False, 2, 32, 0, api_name="/translate")
+        job = client.submit(handle_file(str(long_clip)), ["eng_Latn"], "zero-shot", False, 2, 32, 0,
+                            api_name="/translate")
         _wait(lambda: job.status().code.name in ("PROCESSING", "PROGRESS"), 60, "the translation to start")
         started = time.perf_counter()
         label, table, *_ = other.predict("r1", "last", "", None, api_name="/load_predictions")

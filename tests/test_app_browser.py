@@ -29,7 +29,7 @@ def app(demo_bundle_dir, tmp_path_factory):
     # A run whose sample ids are the shipped clips', so selecting a row can show the video.
     rows = collapsed_rows(6)
     ids = ["instructional_1", "instructional_2", "instructional_3", "studio_1", "studio_2", "studio_3"]
-    rows = [{**row, "id": sample_id} for row, sample_id in zip(rows, ids)]
+    rows = [{**row, "id": sample_id} for row, sample_id in zip(rows, ids, strict=True)]
     write_predictions(runs / "browse_run", 1, [{**r, "prediction": "the man is happy"} for r in rows])
     write_predictions(runs / "browse_run", 2, rows)
     write_predictions(runs / "hostile_run", 1, [{**r, "prediction": HOSTILE} for r in rows])

@@ -5,11 +5,10 @@ handlers' concurrency groups (the Blocks are built, not launched)."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
-from _app_fixtures import SAMPLES
+from tests.helpers.video import SAMPLES
 
 CLIP = SAMPLES / "instructional_1.webm"  # 2.5 s, 25 fps, the synthetic signer's face
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from analysis import collapse_by_epoch, collapse_report, list_epochs, load_predictions, plot_metric_by_epoch, plot_rank_frequency
+from analysis import (
+    collapse_by_epoch,
+    collapse_report,
+    list_epochs,
+    load_predictions,
+    plot_metric_by_epoch,
+    plot_rank_frequency,
+)
 from analysis.metrics import sentence_scores
 from slt.data.manifest import read_manifest
 from slt.demo.bundle import BUNDLE_FILE
@@ -58,7 +65,7 @@ class VideoIndex:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_settings(cls, samples_dir: Path, demo_root: Path) -> "VideoIndex":
+    def for_settings(cls, samples_dir: Path, demo_root: Path) -> VideoIndex:
         manifests = [samples_dir / "samples.tsv"]
         try:
             spec = json.loads((demo_root / BUNDLE_FILE).read_text())
@@ -95,7 +102,8 @@ class EpochCache:
             key = (str(path), epoch, path.stat().st_mtime_ns)
             with self._lock:
                 if key not in self._frames:
-                    self._frames[key] = sentence_scores(load_predictions(run_dir, epoch=epoch)).set_index("id", drop=False)
+                    scored = sentence_scores(load_predictions(run_dir, epoch=epoch))
+                    self._frames[key] = scored.set_index("id", drop=False)
                 frame = self._frames[key]
             if sample_id in frame.index:
                 hit = frame.loc[sample_id]
@@ -146,7 +154,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         verdict = gr.Markdown()
         with gr.Row():
             figures = gr.Dataframe(label="Figures", interactive=False)
-            generic = gr.Dataframe(label="Generic predictions (how many inputs each covers)", interactive=False, wrap=True)
+            generic = gr.Dataframe(label="Generic predictions (how many inputs each covers)", interactive=False,
+                                   wrap=True)
         with gr.Row():
             rank_plot = gr.Plot(label="Rank / frequency")
             epoch_plot = gr.Plot(label="Figures by epoch")
@@ -180,7 +189,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         df = load_predictions(target, epoch=ep)
         run_dir = target if target.is_dir() else None
         outputs = collapse_outputs(df, run_dir)
-        label = f"**{markdown_text(target.name)}**" + (f", epoch {ep}" if ep is not None else "") + f": {len(df)} samples"
+        label = (f"**{markdown_text(target.name)}**" + (f", epoch {ep}" if ep is not None else "")
+                 + f": {len(df)} samples")
         return (label, samples_table(df), str(target), *outputs)
 
     load.click(open_predictions, [run, epoch, path, upload],

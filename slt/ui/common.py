@@ -10,7 +10,8 @@ import logging
 import re
 import threading
 import uuid
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import gradio as gr
 

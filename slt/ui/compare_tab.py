@@ -9,8 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from analysis import compare_systems, load_predictions, plot_buckets, plot_pairwise_scatter
-from slt.errors import InvalidArgumentError
-from slt.errors import Cancelled
+from slt.errors import Cancelled, InvalidArgumentError
 from slt.ui.common import diff_html, engine_progress, markdown_text, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
 from slt.ui.limits import check_allowed_path, check_frame_size, check_upload
@@ -104,7 +103,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
         examples = gr.Dataframe(label="Where each system wins", interactive=False, wrap=True)
 
     @user_errors
-    async def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):
+    async def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """The same clip through two encoders: features are extracted once and shared."""
         if not name_a or not name_b or name_a == name_b:
             raise InvalidArgumentError("pick two different encoders to compare")
@@ -137,7 +136,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                    api_name="compare_clip", concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
 
     @user_errors
-    def compare_split(split_label, name_a, name_b, progress=gr.Progress()):
+    def compare_split(split_label, name_a, name_b, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """Both encoders over a whole evaluation split, then analysis.compare_systems."""
         if not name_a or not name_b or name_a == name_b:
             raise InvalidArgumentError("pick two different encoders to compare")

@@ -81,7 +81,8 @@ class JobManager:
         except FileNotFoundError:
             return {}
         except (OSError, json.JSONDecodeError) as error:
-            raise JobError(f"the jobs registry {self.registry_path} is unreadable ({error}); move it aside to start afresh")
+            raise JobError(f"the jobs registry {self.registry_path} is unreadable ({error}); "
+                           "move it aside to start afresh") from error
         return {item["id"]: Job(**item) for item in data.get("jobs", [])}
 
     def _write(self, jobs: dict[str, Job]) -> None:
@@ -150,7 +151,8 @@ class JobManager:
             config_path, command = self.prepare(cfg, name)
             run_dir = config_path.parent
             if name in self._read() or run_dir.exists():
-                raise JobError(f"a run named '{name}' already exists in {self.runs_dir}; resume it or pick another name")
+                raise JobError(f"a run named '{name}' already exists in {self.runs_dir}; "
+                               "resume it or pick another name")
             self._check_capacity()
             cfg.run_dir = str(run_dir)
             cfg.save(config_path)

@@ -40,7 +40,8 @@ def check_upload(path: str | Path | None, settings: AppSettings) -> Path:
     size = resolved.stat().st_size
     if size > settings.max_upload_bytes:
         raise VideoTooLongError(
-            f"{resolved.name} is {size / 1024 / 1024:.1f} MB; this app accepts clips up to {settings.max_upload_mb:g} MB"
+            f"{resolved.name} is {size / 1024 / 1024:.1f} MB; "
+            f"this app accepts clips up to {settings.max_upload_mb:g} MB"
         )
     return resolved
 

@@ -74,7 +74,8 @@ class AppSettings:
     @property
     def allowed_roots(self) -> list[Path]:
         """The only directories whose files the UI's handlers may read (paths users type or pick)."""
-        return [self.runs_dir.resolve(), self.demo_dir.resolve(), self.samples_dir.resolve(), gradio_upload_dir().resolve()]
+        return [self.runs_dir.resolve(), self.demo_dir.resolve(), self.samples_dir.resolve(),
+                gradio_upload_dir().resolve()]
 
     @property
     def served_roots(self) -> list[Path]:
@@ -98,7 +99,7 @@ class AppSettings:
         return self.admin_token is not None or self.exposed
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "AppSettings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> AppSettings:
         env = os.environ if environ is None else environ
         try:
             return cls(
@@ -133,8 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clip-seconds", type=float, default=None, help="longest clip (SLT_MAX_CLIP_SECONDS)")
     parser.add_argument("--max-frame-pixels", type=int, default=None,
                         help="largest frame, width x height (SLT_MAX_FRAME_PIXELS; default 1920x1080)")
-    parser.add_argument("--max-train-jobs", type=int, default=None, help="concurrent training jobs (SLT_MAX_TRAIN_JOBS)")
-    parser.add_argument("--gpu-concurrency", type=int, default=None, help="concurrent translations (SLT_GPU_CONCURRENCY)")
+    parser.add_argument("--max-train-jobs", type=int, default=None,
+                        help="concurrent training jobs (SLT_MAX_TRAIN_JOBS)")
+    parser.add_argument("--gpu-concurrency", type=int, default=None,
+                        help="concurrent translations (SLT_GPU_CONCURRENCY)")
 
 
 def settings_from_args(args: argparse.Namespace, base: AppSettings | None = None) -> AppSettings:

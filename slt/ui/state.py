@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from slt.errors import ModelsNotReadyError, ModelUnavailableError, SLTError
 from slt.registry import RemoteFile, resolve_model_set
 from slt.ui.settings import AppSettings
 
 log = logging.getLogger(__name__)
+INTERNAL = "an internal error (see the server log)"
 
 
 @dataclass
@@ -44,7 +45,7 @@ class ModelLoader:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> "ModelLoader":
+    def start(self) -> ModelLoader:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="slt-model-loader", daemon=True)
@@ -70,7 +71,8 @@ class ModelLoader:
             except ModelUnavailableError:
                 if name == "official":
                     raise
-                self._set("building", "building the offline demo model set (first start only; a few minutes on a CPU)", 0.05)
+                self._set("building", "building the offline demo model set (first start only; a few minutes on a CPU)",
+                          0.05)
                 model_set = resolve_model_set(name, build_demo=True)
             files = list(model_set.files().items())
             for index, (role, source) in enumerate(files):
@@ -87,7 +89,7 @@ class ModelLoader:
             from slt.ui.common import redact_paths
 
             # The status line is shown to every visitor: no server paths, no class names (the log has them).
-            reason = redact_paths(str(error)) if isinstance(error, SLTError) else "an internal error (see the server log)"
+            reason = redact_paths(str(error)) if isinstance(error, SLTError) else INTERNAL
             self._set("failed", f"models failed to load: {reason}", 1.0)
             log.exception("model loading failed")
         finally:
@@ -112,7 +114,7 @@ class ModelLoader:
             if deadline is not None and time.monotonic() > deadline:
                 raise ModelsNotReadyError(f"models are still loading ({self._status.message}); try again shortly")
         if self._error is not None:
-            message = str(self._error) if isinstance(self._error, SLTError) else "an internal error (see the server log)"
+            message = str(self._error) if isinstance(self._error, SLTError) else INTERNAL
             raise ModelsNotReadyError(f"the models could not be loaded: {message}")
         return self._engine
 

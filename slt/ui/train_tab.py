@@ -109,7 +109,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         with gr.Column(scale=1):
             name = gr.Textbox(label="Run name (folder under the runs directory)", value="ui-run")
             recipe = gr.Dropdown(choices=list(RECIPES), value="sonar-finetune", label="Recipe")
-            train_features = gr.Textbox(label="Training features manifest (features.tsv)", value=defaults["train_features"])
+            train_features = gr.Textbox(label="Training features manifest (features.tsv)",
+                                        value=defaults["train_features"])
             val_features = gr.Textbox(label="Validation features manifest", value=defaults["val_features"])
             base_encoder = gr.Textbox(label="Base encoder checkpoint (empty: the official zero-shot encoder)",
                                       value=defaults["base_encoder"])
@@ -156,7 +157,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             tokenizer=tokenizer_name or TrainConfig.tokenizer, asset_cards=allowed(cards), epochs=int(n_epochs or 1),
             batch_size=int(batch or 1), lr=float(rate), max_samples=int(limit) if limit else None,
             max_val_samples=int(limit) if limit else None, device=dev or "auto",
-            run_dir=str(settings.runs_dir / (run_name or "")), decoding=DecodingConfig(beam_size=int(beam_size or 1), max_len=64),
+            run_dir=str(settings.runs_dir / (run_name or "")),
+            decoding=DecodingConfig(beam_size=int(beam_size or 1), max_len=64),
         ).validate()
 
     @user_errors

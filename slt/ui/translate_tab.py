@@ -15,7 +15,7 @@ from slt.ui.languages import language_choices
 from slt.ui.limits import check_frame_size, check_upload
 from slt.ui.state import AppState
 
-CANCELLED_HTML = "<div class='slt-cancelled'><b>Cancelled.</b> The translation was stopped; nothing was translated.</div>"
+CANCELLED_HTML = "<div class='slt-cancelled'><b>Cancelled.</b> The translation was stopped.</div>"
 
 
 def sample_clips(samples_dir: Path) -> list[tuple[Path, str]]:
@@ -44,7 +44,8 @@ def translations_html(translations: dict[str, dict[str, str]]) -> str:
     rows = []
     for encoder, by_language in translations.items():
         for language, text in by_language.items():
-            rows.append(f"<div class='slt-translation'><b>{html.escape(encoder)}</b> · <code>{html.escape(language)}</code>: "
+            rows.append(f"<div class='slt-translation'><b>{html.escape(encoder)}</b> · "
+                        f"<code>{html.escape(language)}</code>: "
                         f"<span class='slt-text'>{html.escape(text)}</span></div>")
     return "\n".join(rows)
 
@@ -120,7 +121,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
 
     @user_errors
     async def translate(video_path, languages_chosen, encoder_name, centre, beam, max_tokens, no_repeat_size,
-                        request: gr.Request, progress=gr.Progress()):
+                        request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """Translate one clip with one encoder into the chosen languages."""
         return await translate_clip(state, video_path, languages_chosen, encoder_name, centre, beam, max_tokens,
                                     no_repeat_size, session_of(request), progress)
