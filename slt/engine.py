@@ -105,7 +105,8 @@ class TranslationEngine:
         from slt.video import PreprocessConfig
 
         self.model_set = model_set
-        # fairseq2 (sonar-space) or transformers; None reads $SLT_DECODER_BACKEND (default auto: fairseq2 if it imports).
+        # fairseq2 (sonar-space) or transformers; None reads $SLT_DECODER_BACKEND (default auto: fairseq2 when it
+        # imports).
         self.decoder_backend = resolve_backend(decoder_backend or os.environ.get("SLT_DECODER_BACKEND", "auto"))
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)

@@ -432,3 +432,62 @@ def test_train_config_refuses_an_unknown_backend():
 
     with pytest.raises(TrainingError, match="decoder_backend"):
         TrainConfig(decoder_backend="onnx").validate()
+
+
+# ----------------------------------------------------------------------------- fairseq2-free building blocks
+@fairseq2
+def test_vendored_facts_equal_sonar_space(tmp_path):
+    """The language order and the tiny config we write without sonar-space are sonar-space's own."""
+    import dataclasses
+    from importlib import resources
+
+    import yaml
+
+    from slt.text.languages import FLORES200_LANGUAGES
+    from slt.text.tiny import tiny_decoder_config, tiny_decoder_config_dict, train_sentencepiece
+    from tests.helpers.text import tiny_sentences
+
+    card = yaml.safe_load(resources.files("sonar.cards").joinpath("text_sonar_basic_decoder.yaml").read_text())
+    assert list(FLORES200_LANGUAGES) == card["tokenizer_config"]["_set_"]["langs"]
+    model = train_sentencepiece(tiny_sentences(), tmp_path / "sp.model", 120, LANGS3)
+    for kwargs in ({}, {"model_dim": 48, "layers": 3, "heads": 6, "ffn_dim": 100, "dropout": 0.1}):
+        assert tiny_decoder_config_dict(model, LANGS3, **kwargs) == \
+            dataclasses.asdict(tiny_decoder_config(model, LANGS3, **kwargs))
+
+
+@pytest.fixture(scope="module")
+def hf_trained(tmp_path_factory):
+    """A tiny decoder trained with the transformers backend (what a fairseq2-free demo build does)."""
+    from slt.text.pretrain import TinySentenceEncoder, pretrain_text_decoder
+    from tests.helpers.text import tiny_sentences
+
+    out = tmp_path_factory.mktemp("hf_trained")
+    names = pretrain_text_decoder(tiny_sentences(), out, langs=LANGS3[:2], model_dim=32, steps=150, seed=0,
+                                  name_prefix="hf_trained", backend="transformers")
+    return names, TinySentenceEncoder.load(names[2]["sentence_encoder"])
+
+
+def test_transformers_trained_decoder_reconstructs_sentences(hf_trained):
+    from slt.text.hf_decoder import HFTextDecoder
+    from tests.helpers.text import tiny_sentences
+
+    (decoder_name, tokenizer_name, paths), encoder = hf_trained
+    raw = torch.load(paths["decoder"], weights_only=True)
+    assert raw["kind"] == "sonar_text_decoder" and "decoder_frontend.embed.weight" in raw["model"]  # fairseq2 layout
+    decoder = HFTextDecoder(decoder_name, tokenizer_name)
+    sentences = tiny_sentences(50)
+    texts = decoder.decode(encoder.encode(sentences), ["eng_Latn"], DecodingOptions(beam_size=2, max_len=30))
+    exact = sum(a == b for a, b in zip(texts["eng_Latn"], sentences, strict=True))
+    # The same recipe trained with fairseq2 reconstructs 22 of these 50 exactly (27 with transformers, seed 0).
+    assert exact >= 15, list(zip(texts["eng_Latn"], sentences, strict=True))[:5]
+
+
+@fairseq2
+def test_transformers_trained_decoder_loads_in_sonar_space_with_the_same_ids(hf_trained):
+    from tests.helpers.text import tiny_sentences
+
+    (decoder_name, tokenizer_name, _), encoder = hf_trained
+    reference, candidate = _both(decoder_name, tokenizer_name)
+    embeddings = encoder.encode(tiny_sentences(50))
+    for options in (DecodingOptions(beam_size=1, max_len=30), DecodingOptions(beam_size=5, max_len=30)):
+        _assert_same_ids(reference, candidate, embeddings, LANGS3[:2], options)

@@ -1,33 +1,27 @@
 """FLORES-200 target-language codes and their validation.
 
-The list comes from the SONAR text decoder's own asset card (shipped inside sonar-space), so it is exactly the set
-of `__{lang}__` tokens the real NLLB tokenizer knows.
+`flores200_languages.txt` (beside this file) lists the codes in the order of the SONAR text decoder's own asset
+card in sonar-space: that order fixes the ids of the `__{lang}__` tokens, so the transformers backend, which has
+no sonar-space to read it from, must keep it. tests/test_hf_decoder.py checks it against the card.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from importlib import resources
-
-import yaml
+from pathlib import Path
 
 from slt.errors import UnknownLanguageError
 
-_CARD_PACKAGE = "sonar.cards"
-_CARD_FILE = "text_sonar_basic_decoder.yaml"
+_LANGUAGE_FILE = Path(__file__).with_name("flores200_languages.txt")
 
 
-def _read_card_languages() -> tuple[str, ...]:
-    # Read the YAML straight from the package: importing sonar/fairseq2 here would make every
-    # `import slt.text` pay fairseq2's start-up cost.
-    text = resources.files(_CARD_PACKAGE).joinpath(_CARD_FILE).read_text(encoding="utf-8")
-    card = yaml.safe_load(text)
-    langs = card["tokenizer_config"]["_set_"]["langs"]
-    return tuple(dict.fromkeys(str(lang) for lang in langs))
+def _read_languages() -> tuple[str, ...]:
+    lines = _LANGUAGE_FILE.read_text(encoding="utf-8").split()
+    return tuple(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
-FLORES200_LANGUAGES: tuple[str, ...] = _read_card_languages()
+FLORES200_LANGUAGES: tuple[str, ...] = _read_languages()
 """Every FLORES-200 code the SONAR text decoder supports (eng_Latn, fra_Latn, zho_Hans, ...)."""
 
 

@@ -17,9 +17,11 @@ from torch import Tensor, nn
 
 from slt.errors import CheckpointError, TrainingError
 from slt.text.assets import register_asset_file, text_asset_cards, write_asset_cards
-from slt.text.forcing import IGNORE, decoder_logits, forcing_batch
+from slt.text.backends import resolve_backend
+from slt.text.forcing import IGNORE, forcing_batch
 from slt.text.languages import validate_languages
-from slt.text.tiny import build_tiny_text_decoder, load_local_tokenizer, save_text_decoder, tiny_decoder_config, train_sentencepiece
+from slt.text.nllb_tokenizer import NllbTokenizer
+from slt.text.tiny import tiny_decoder_config_dict, train_sentencepiece
 from slt.utils.io import atomic_save
 
 SENTENCE_ENCODER_KIND = "tiny_sentence_encoder"
@@ -90,11 +92,14 @@ def pretrain_text_decoder(
     batch_size: int = 64,
     lr: float = 5e-3,
     name_prefix: str | None = None,
+    backend: str = "auto",
 ) -> tuple[str, str, dict[str, Path]]:
     """Train the tiny autoencoder, save it under `out_dir`, register its asset cards; deterministic per seed.
 
     Returns `(decoder_name, tokenizer_name, paths)` with paths `tokenizer`, `decoder`, `sentence_encoder`, `cards`.
     Each training example uses one of `langs` (in turn) as target language, so every language token is seen.
+    `backend` (auto | fairseq2 | transformers) is the library the decoder is trained with; either way it is saved
+    in fairseq2's checkpoint layout, so both backends load it.
     """
     sentences = list(dict.fromkeys(s.strip() for s in sentences if isinstance(s, str) and s.strip()))
     if len(sentences) < 2:
@@ -111,20 +116,27 @@ def pretrain_text_decoder(
         "cards": out_dir / "text_assets.yaml",
     }
     train_sentencepiece(sentences, paths["tokenizer"], vocab_size, langs)
-    tokenizer = load_local_tokenizer(paths["tokenizer"], langs)
-    config = tiny_decoder_config(paths["tokenizer"], langs, model_dim=model_dim, layers=layers)
-    targets_by_lang = {lang: tokenizer.create_encoder(task="translation", lang=lang, mode="target") for lang in langs}
-    token_seqs = [targets_by_lang[langs[i % len(langs)]](s) for i, s in enumerate(sentences)]
+    backend = resolve_backend(backend)
+    tokenizer = NllbTokenizer(paths["tokenizer"], langs)  # fairseq2's ids (tests/test_hf_decoder.py checks)
+    config = tiny_decoder_config_dict(paths["tokenizer"], langs, model_dim=model_dim, layers=layers)
+    token_seqs = [tokenizer.encode(s, langs[i % len(langs)]) for i, s in enumerate(sentences)]
 
     threads = torch.get_num_threads()
     # One thread: these tiny matrices run faster without thread hand-offs, and the result is reproducible.
     torch.set_num_threads(1)
     try:
-        decoder, encoder = _train_autoencoder(sentences, token_seqs, paths["tokenizer"], langs, tokenizer.vocab_info.pad_idx or 0,
-                                              model_dim, layers, steps, seed, batch_size, lr)
+        decoder, encoder = _train_autoencoder(sentences, token_seqs, paths["tokenizer"], langs, tokenizer.pad_idx,
+                                              model_dim, layers, steps, seed, batch_size, lr, backend, config)
     finally:
         torch.set_num_threads(threads)
-    save_text_decoder(decoder, config, paths["decoder"])
+    if backend == "fairseq2":
+        from slt.text.tiny import save_text_decoder
+
+        save_text_decoder(decoder, config, paths["decoder"])
+    else:
+        from slt.text.hf_decoder import save_sonar_m2m100
+
+        save_sonar_m2m100(decoder, paths["decoder"])
     encoder.save(paths["sentence_encoder"])
     prefix = name_prefix or _default_prefix(out_dir)
     write_asset_cards(text_asset_cards(prefix, paths["decoder"], paths["tokenizer"], langs, config), paths["cards"])
@@ -132,11 +144,51 @@ def pretrain_text_decoder(
     return decoder_name, tokenizer_name, paths
 
 
-def _train_autoencoder(sentences, token_seqs, tokenizer_model, langs, pad_idx, model_dim, layers, steps, seed, batch_size, lr):
+def _new_decoder(backend, config, tokenizer_model, langs, model_dim, layers, seed):
+    """A freshly initialised decoder on `backend` and its teacher-forcing logits function (embeddings, inputs,
+    lengths) -> [B, S, V]. Function-level imports: only the chosen backend's library is loaded."""
+    if backend == "fairseq2":
+        from slt.text.forcing import decoder_logits
+        from slt.text.tiny import build_tiny_text_decoder
+
+        decoder = build_tiny_text_decoder(tokenizer_model, langs, model_dim=model_dim, layers=layers, seed=seed)
+        return decoder, lambda embeddings, inputs, lengths: decoder_logits(decoder, embeddings, inputs, lengths)
+    from slt.text.hf_decoder import SonarM2M100
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        decoder = SonarM2M100(config)
+        _fairseq2_init(decoder, config["vocab_info"]["pad_idx"])
+    # Right padding needs no mask: causal attention keeps real positions from seeing the pads after them.
+    return decoder, lambda embeddings, inputs, lengths: decoder(inputs, embeddings)[0]
+
+
+def _fairseq2_init(model, pad_idx: int) -> None:
+    """Initialise a SonarM2M100 as fairseq2 initialises the SONAR decoder (transformers' BERT-style normal(0.02)
+    trains this tiny autoencoder markedly slower): scaled embeddings (std dim^-0.5, zero pad row), Xavier-uniform
+    attention projections (gain 2^-0.5 for q/k/v, as in fairseq), zero attention biases, torch's default FFN init."""
+    decoder = model.decoder
+    with torch.no_grad():
+        embed = decoder.embed_tokens.weight
+        embed.normal_(0.0, embed.shape[1] ** -0.5)
+        embed[pad_idx].zero_()
+        for layer in decoder.layers:
+            for attention in (layer.self_attn, layer.encoder_attn):
+                for proj in (attention.q_proj, attention.k_proj, attention.v_proj):
+                    nn.init.xavier_uniform_(proj.weight, gain=2**-0.5)
+                    nn.init.zeros_(proj.bias)
+                nn.init.xavier_uniform_(attention.out_proj.weight)
+                nn.init.zeros_(attention.out_proj.bias)
+            layer.fc1.reset_parameters()
+            layer.fc2.reset_parameters()
+
+
+def _train_autoencoder(sentences, token_seqs, tokenizer_model, langs, pad_idx, model_dim, layers, steps, seed,
+                       batch_size, lr, backend, config):
     """Teacher-forced reconstruction training of (sentence encoder, decoder); returns both in eval mode."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        decoder = build_tiny_text_decoder(tokenizer_model, langs, model_dim=model_dim, layers=layers, seed=seed)
+        decoder, decoder_logits = _new_decoder(backend, config, tokenizer_model, langs, model_dim, layers, seed)
         encoder = TinySentenceEncoder(tokenizer_model, model_dim)
         params = list(decoder.parameters()) + list(encoder.parameters())
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -152,7 +204,7 @@ def _train_autoencoder(sentences, token_seqs, tokenizer_model, langs, pad_idx, m
             batch = order.sample(range(len(sentences)), min(batch_size, len(sentences)))
             embeddings = encoder([sentences[i] for i in batch])
             inputs, targets, lengths = forcing_batch([token_seqs[i] for i in batch], pad_idx, torch.device("cpu"))
-            logits = decoder_logits(decoder, embeddings, inputs, lengths)
+            logits = decoder_logits(embeddings, inputs, lengths)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
             if not torch.isfinite(loss):
                 raise TrainingError(f"text autoencoder loss became {loss.item()} at step {step}")

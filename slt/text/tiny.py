@@ -60,6 +60,41 @@ def load_local_tokenizer(tokenizer_model: str | Path, langs: Sequence[str]):
     return load_nllb_tokenizer(Path(tokenizer_model), NllbTokenizerConfig(langs=list(langs), default_lang=langs[0]))
 
 
+# sonar-space's "toy" SonarTextDecoderConfig as plain fields (what `dataclasses.asdict` of it gives), so a tiny
+# decoder's config can be written without sonar-space; tests check it equals `tiny_decoder_config`.
+_TOY_FIELDS: dict[str, object] = {
+    "model_dim": 32, "max_seq_len": 512, "vocab_info": None, "activation_fn": "ReLU", "no_scale_embedding": False,
+    "no_token_positional_embeddings": False, "learned_pos": False, "emb_dropout_p": 0.1, "attention_dropout_p": 0.1,
+    "activation_dropout_p": 0.1, "normalize_before": True, "num_encoder_layers": 2, "num_decoder_layers": 2,
+    "num_encoder_attn_heads": 4, "num_decoder_attn_heads": 4, "ffn_inner_dim": 128, "input_dim": None,
+}
+
+
+def tiny_decoder_config_dict(
+    tokenizer_model: str | Path,
+    langs: Sequence[str],
+    model_dim: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    ffn_dim: int | None = None,
+    dropout: float = 0.0,
+    max_seq_len: int = 512,
+) -> dict[str, object]:
+    """`dataclasses.asdict(tiny_decoder_config(...))` without sonar-space/fairseq2 (vocabulary from our
+    fairseq2-compatible NLLB tokenizer): the config a tiny decoder's checkpoint and asset card carry."""
+    from slt.text.nllb_tokenizer import NllbTokenizer
+
+    if model_dim % heads:
+        raise TrainingError(f"model_dim {model_dim} must be divisible by heads {heads}")
+    tokenizer = NllbTokenizer(tokenizer_model, langs)
+    vocab_info = {"size": tokenizer.vocab_size, "unk_idx": tokenizer.unk_idx, "bos_idx": tokenizer.bos_idx,
+                  "eos_idx": tokenizer.eos_idx, "pad_idx": tokenizer.pad_idx, "boh_idx": None, "eoh_idx": None}
+    return {**_TOY_FIELDS, "model_dim": model_dim, "max_seq_len": max_seq_len, "vocab_info": vocab_info,
+            "num_encoder_layers": layers, "num_decoder_layers": layers, "num_encoder_attn_heads": heads,
+            "num_decoder_attn_heads": heads, "ffn_inner_dim": ffn_dim or 4 * model_dim, "emb_dropout_p": dropout,
+            "attention_dropout_p": dropout, "activation_dropout_p": dropout}
+
+
 def tiny_decoder_config(
     tokenizer_model: str | Path,
     langs: Sequence[str],
@@ -123,4 +158,5 @@ def build_tiny_text_decoder(
 def save_text_decoder(model: nn.Module, config, out_path: str | Path) -> Path:
     """Write a decoder checkpoint fairseq2's asset loader can read (atomically)."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    return atomic_save({"model": state, "config": dataclasses.asdict(config), "kind": CHECKPOINT_KIND}, out_path)
+    config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return atomic_save({"model": state, "config": config, "kind": CHECKPOINT_KIND}, out_path)
