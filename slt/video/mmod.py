@@ -402,44 +402,54 @@ def _bilinear(src: torch.Tensor, out_h: int, out_w: int, rgb8: bool, out: torch.
     exactly, so operand order inside one op does not matter), so on any device the result is rounded exactly as
     dlib's SSE code rounds it: torch never fuses eager multiplies and adds into FMAs."""
     h, w = src.shape[-2:]
-    plan = _resize_plan(h, w, out_h, out_w)
+    p = _device_plan(h, w, out_h, out_w, src.device)
     if out is None:
         out = torch.empty((*src.shape[:-2], out_h, out_w), dtype=torch.float32, device=src.device)
-    as_t = functools.partial(torch.as_tensor, device=src.device)
-    rows_t = src.index_select(-2, as_t(plan.top))  # [..., H, w]
-    rows_b = src.index_select(-2, as_t(plan.bottom))
+    rows_t = src.index_select(-2, p["top"])  # [..., H, w]
+    rows_b = src.index_select(-2, p["bottom"])
 
-    def columns(rows: torch.Tensor, index: np.ndarray, into: torch.Tensor | None = None) -> torch.Tensor:
+    def columns(rows: torch.Tensor, index: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
         # torch.gather, not index_select: index_select along the last dimension is ~30x slower on the CPU.
-        return torch.gather(rows, -1, as_t(index).expand(*rows.shape[:-1], index.size), out=into)
+        return torch.gather(rows, -1, index.expand(*rows.shape[:-1], index.numel()), out=into)
 
-    n_simd = plan.left.size
+    n_simd = p["left"].numel()
     if n_simd:
-        tb32, itb32 = as_t(plan.tb32)[:, None], as_t(plan.itb32)[:, None]  # [H, 1]
-        lr32, ilr32 = as_t(plan.lr32), as_t(plan.ilr32)  # [Ws]
-        right = plan.left + 1
-        acc = columns(rows_t, plan.left).mul_(itb32 * ilr32)  # in-place ops: same rounding, less memory traffic
-        term = columns(rows_t, right).mul_(itb32 * lr32)
+        tb32, itb32, lr32, ilr32 = p["tb32"], p["itb32"], p["lr32"], p["ilr32"]  # [H, 1], [H, 1], [Ws], [Ws]
+        acc = columns(rows_t, p["left"]).mul_(itb32 * ilr32)  # in-place ops: same rounding, less memory traffic
+        term = columns(rows_t, p["right"]).mul_(itb32 * lr32)
         acc.add_(term)
-        acc.add_(columns(rows_b, plan.left, into=term).mul_(tb32 * ilr32))
-        acc.add_(columns(rows_b, right, into=term).mul_(tb32 * lr32))
+        acc.add_(columns(rows_b, p["left"], into=term).mul_(tb32 * ilr32))
+        acc.add_(columns(rows_b, p["right"], into=term).mul_(tb32 * lr32))
         out[..., :n_simd] = acc.trunc_() if rgb8 else acc
-    if plan.left_s.size:
-        tl, tr = columns(rows_t, plan.left_s), columns(rows_t, plan.right_s)
-        bl, br = columns(rows_b, plan.left_s), columns(rows_b, plan.right_s)
-        tb = as_t(plan.tb)[:, None]  # float64 [H, 1]
+    if p["left_s"].numel():
+        tl, tr = columns(rows_t, p["left_s"]), columns(rows_t, p["right_s"])
+        bl, br = columns(rows_b, p["left_s"]), columns(rows_b, p["right_s"])
+        tb = p["tb"]  # float64 [H, 1]
         if rgb8:  # everything in double, then truncated
-            lr = as_t(plan.lr_s)
+            lr = p["lr_s"]
             upper = (1 - lr) * tl.double() + lr * tr.double()
             lower = (1 - lr) * bl.double() + lr * br.double()
             out[..., n_simd:] = torch.trunc((1 - tb) * upper + tb * lower)
         else:  # the horizontal pass in float32, the vertical one in double
-            lr = as_t(plan.lr_s.astype(np.float32))
+            lr = p["lr_s32"]
             ilr = 1 - lr
             upper = ilr * tl + lr * tr
             lower = ilr * bl + lr * br
             out[..., n_simd:] = (1 - tb) * upper.double() + tb * lower.double()
     return out
+
+
+@functools.lru_cache(maxsize=128)
+def _device_plan(h: int, w: int, out_h: int, out_w: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """A resize plan's tables as tensors on ``device`` (kept, so a GPU does not get them copied for every frame)."""
+    plan = _resize_plan(h, w, out_h, out_w)
+    tables = {
+        "top": plan.top, "bottom": plan.bottom, "tb": plan.tb[:, None], "tb32": plan.tb32[:, None],
+        "itb32": plan.itb32[:, None], "left": plan.left, "right": plan.left + 1, "lr32": plan.lr32,
+        "ilr32": plan.ilr32, "left_s": plan.left_s, "right_s": plan.right_s, "lr_s": plan.lr_s,
+        "lr_s32": plan.lr_s.astype(np.float32),
+    }  # fmt: skip
+    return {name: torch.as_tensor(array, device=device) for name, array in tables.items()}
 
 
 def pyramid_up_size(h: int, w: int) -> tuple[int, int]:
