@@ -31,7 +31,8 @@ def _columns(spec: str | None) -> dict[str, str] | None:
     for part in spec.split(","):
         key, sep, name = part.partition("=")
         if not sep or key.strip().lower() not in _COLUMN_KEYS or not name.strip():
-            raise AnalysisError(f"Bad --columns entry {part!r}; use e.g. --columns reference=tgt,prediction=hyp,id=seg.")
+            raise AnalysisError(
+                f"Bad --columns entry {part!r}; use e.g. --columns reference=tgt,prediction=hyp,id=seg.")
         out[_COLUMN_KEYS[key.strip().lower()]] = name.strip()
     return out
 
@@ -120,7 +121,10 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "collapse":
         if args.by_epoch:
             table = collapse_by_epoch(args.pred, train_texts=train)
-            print(json.dumps(to_jsonable(table.to_dict("records")), indent=1)) if args.json else print(table.to_string(index=False))
+            if args.json:
+                print(json.dumps(to_jsonable(table.to_dict("records")), indent=1))
+            else:
+                print(table.to_string(index=False))
             return 0
         rep = collapse_report(_load(args.pred, args.epoch, args, args.refs), train_texts=train)
         if args.json:
@@ -132,8 +136,8 @@ def _run(args: argparse.Namespace) -> int:
             for text, count in rep.generic[:10]:
                 print(f"  generic x{count}: {text[:100]}")
     elif args.command == "compare":
-        cmp = compare_systems(_load(args.a, args.epoch_a, args, args.refs), _load(args.b, args.epoch_b, args, args.refs),
-                              names=tuple(args.names), tests=args.test)
+        cmp = compare_systems(_load(args.a, args.epoch_a, args, args.refs),
+                              _load(args.b, args.epoch_b, args, args.refs), names=tuple(args.names), tests=args.test)
         if args.json:
             _emit_json(cmp.to_dict(), "-")
         else:

@@ -34,7 +34,8 @@ class CollapseThresholds:
     """(suspicious, collapsed) limits of each figure; the defaults suit test sets of ~50+ sentences."""
 
     top_share: tuple[float, float] = (0.2, 0.5)  # share of the single most frequent prediction (higher = worse)
-    unique_vs_refs: tuple[float, float] = (0.6, 0.25)  # unique-prediction ratio / unique-reference ratio (lower = worse)
+    # unique-prediction ratio / unique-reference ratio (lower = worse)
+    unique_vs_refs: tuple[float, float] = (0.6, 0.25)
     entropy_norm: tuple[float, float] = (0.8, 0.5)  # entropy / log(n) (lower = worse)
     distinct2_vs_refs: tuple[float, float] = (0.5, 0.2)  # distinct-2 / references' distinct-2 (lower = worse)
     self_bleu: tuple[float, float] = (60.0, 85.0)  # mean self-BLEU of predictions (higher = worse)
@@ -135,7 +136,10 @@ def _embeddings_from(df: pd.DataFrame) -> np.ndarray | None:
     if "embedding" not in df.columns:
         return None
     col = df["embedding"]
-    missing = int(col.isna().sum()) if col.dtype != object else sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in col)
+    if col.dtype != object:
+        missing = int(col.isna().sum())
+    else:
+        missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in col)
     if missing:
         raise EmbeddingError(f"{missing} of {len(df)} samples have no 'embedding'; save embeddings for all or none.")
     dims = {np.shape(v) for v in col}
@@ -219,7 +223,8 @@ def collapse_report(
         figures["train_copy_share"] = sum(copied.values()) / len(preds)
         figures["ref_train_copy_share"] = sum(_key(r) in train for r in refs) / len(refs)
         train_copies = copied.most_common(20)
-        check("train_copy_share", figures["train_copy_share"], t.train_copy_share, True, figures["ref_train_copy_share"],
+        check("train_copy_share", figures["train_copy_share"], t.train_copy_share, True,
+              figures["ref_train_copy_share"],
               f"{figures['train_copy_share']:.0%} of predictions repeat a training target verbatim "
               f"(references: {figures['ref_train_copy_share']:.0%})")
 

@@ -175,7 +175,8 @@ def compare_systems(
     stats_a, stats_b = stats_a if stats_a is not None else sample_stats(df_a), sample_stats(df_b)
     sa, sb = sentence_scores(df_a, stats_a), sentence_scores(df_b, stats_b)
     samples = pd.DataFrame({
-        "id": sa["id"], "reference": sa["reference"], "prediction_a": sa["prediction"], "prediction_b": sb["prediction"],
+        "id": sa["id"], "reference": sa["reference"],
+        "prediction_a": sa["prediction"], "prediction_b": sb["prediction"],
         "bleu_a": sa["sentence_bleu"], "bleu_b": sb["sentence_bleu"], "chrf_a": sa["sentence_chrf"],
         "chrf_b": sb["sentence_chrf"], "ref_len": sa["ref_len"], "len_a": sa["hyp_len"], "len_b": sb["hyp_len"],
     })
@@ -197,7 +198,8 @@ def compare_systems(
     sig = {t: paired_tests_from_stats(stats_a, stats_b, t, n_bs if t == "bs" else n_ar) for t in tests}
     return ComparisonReport(
         names=tuple(names), n=len(samples),
-        corpus={names[0]: corpus_metrics(df_a, bootstrap, stats=stats_a), names[1]: corpus_metrics(df_b, bootstrap, stats=stats_b)},
+        corpus={names[0]: corpus_metrics(df_a, bootstrap, stats=stats_a),
+                names[1]: corpus_metrics(df_b, bootstrap, stats=stats_b)},
         significance=sig, wins=wins,
         examples={f"{names[0]}_better": examples(ranked[ranked["delta"] < -tie_margin]),
                   f"{names[1]}_better": examples(ranked[ranked["delta"] > tie_margin].iloc[::-1])},

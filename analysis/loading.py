@@ -84,7 +84,8 @@ def load_predictions(
         if references is None:
             raise PredictionsFileError(
                 f"{path.name} is read as plain text (one prediction a line), which needs a parallel reference "
-                "file: pass references=... (CLI: --refs REF.txt), or use .jsonl/.json/.csv/.tsv with a reference column."
+                "file: pass references=... (CLI: --refs REF.txt), or use .jsonl/.json/.csv/.tsv with a reference "
+                "column."
             )
     if df.empty:
         raise PredictionsFileError(f"{path} contains no samples.")
@@ -253,7 +254,8 @@ def _read_table(path: Path, sep: str) -> pd.DataFrame:
             pass
         raise FileEncodingError(f"{path.name} is not valid UTF-8 ({exc.reason}).") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise PredictionsFileError(f"{path.name} is not a well-formed {'TSV' if sep == chr(9) else 'CSV'} table: {exc}") from None
+        kind = "TSV" if sep == "\t" else "CSV"
+        raise PredictionsFileError(f"{path.name} is not a well-formed {kind} table: {exc}") from None
 
 
 def _find_column(df: pd.DataFrame, field: str, columns: Mapping[str, str] | None) -> str | None:
@@ -278,7 +280,8 @@ def _normalise(
 ) -> pd.DataFrame:
     unknown = set(columns or {}) - set(DEFAULT_ALIASES)
     if unknown:
-        raise MissingColumnError(f"Unknown field(s) in columns mapping: {sorted(unknown)}; use id/reference/prediction.")
+        raise MissingColumnError(
+            f"Unknown field(s) in columns mapping: {sorted(unknown)}; use id/reference/prediction.")
     pred_col = _find_column(df, "prediction", columns)
     ref_col = _find_column(df, "reference", columns)
     if ref_col is not None and ref_col == pred_col:

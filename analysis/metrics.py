@@ -122,7 +122,8 @@ def _metric_stats(st: SampleStats) -> dict[str, _Stat]:
     for order in range(1, _MAX_ORDER + 1):
         metric = BLEU(max_ngram_order=order)
         name = "bleu" if order == _MAX_ORDER else f"bleu{order}"
-        stats[name] = _Stat(_bleu_order_stats(st.bleu, order), lambda s, m=metric: float(m._compute_score_from_stats(s).score))
+        stats[name] = _Stat(_bleu_order_stats(st.bleu, order),
+                            lambda s, m=metric: float(m._compute_score_from_stats(s).score))
     stats["chrf"] = _Stat(st.chrf, lambda s: float(chrf_metric._compute_score_from_stats(s).score))
     stats["rougeL"] = _Stat(np.stack([st.rouge, np.ones_like(st.rouge)], axis=1), lambda s: float(s[0] / s[1]))
     stats["wer"] = _Stat(st.wer, _ratio)

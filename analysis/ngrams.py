@@ -27,7 +27,8 @@ def ngram_counts(texts: Sequence[str], n: int) -> Counter[str]:
     return counts
 
 
-def production_table(predictions: Sequence[str], references: Sequence[str], orders: Sequence[int] = (1, 2)) -> pd.DataFrame:
+def production_table(predictions: Sequence[str], references: Sequence[str],
+                     orders: Sequence[int] = (1, 2)) -> pd.DataFrame:
     """One row per n-gram: ``ngram, n, hyp_count, ref_count, ratio`` with ratio = (hyp+1)/(ref+1)."""
     frames = []
     for n in orders:
@@ -45,7 +46,8 @@ def production_table(predictions: Sequence[str], references: Sequence[str], orde
 
 
 def over_under(
-    predictions: Sequence[str], references: Sequence[str], top: int = 15, min_count: int = 3, orders: Sequence[int] = (1, 2)
+    predictions: Sequence[str], references: Sequence[str], top: int = 15, min_count: int = 3,
+    orders: Sequence[int] = (1, 2),
 ) -> dict[str, list[dict]]:
     """The ``top`` n-grams produced most above (``over``) and below (``under``) their reference frequency.
 
@@ -53,13 +55,16 @@ def over_under(
     do not crowd out systematic habits.
     """
     table = production_table(predictions, references, orders)
-    over = table[(table["hyp_count"] >= min_count) & (table["ratio"] > 1)].sort_values(["ratio", "hyp_count"], ascending=[False, False])
-    under = table[(table["ref_count"] >= min_count) & (table["ratio"] < 1)].sort_values(["ratio", "ref_count"], ascending=[True, False])
+    over = table[(table["hyp_count"] >= min_count) & (table["ratio"] > 1)]
+    over = over.sort_values(["ratio", "hyp_count"], ascending=[False, False])
+    under = table[(table["ref_count"] >= min_count) & (table["ratio"] < 1)]
+    under = under.sort_values(["ratio", "ref_count"], ascending=[True, False])
     return {"over": over.head(top).to_dict("records"), "under": under.head(top).to_dict("records")}
 
 
 def matched_ngrams(
-    preds_a: Sequence[str], preds_b: Sequence[str], references: Sequence[str], top: int = 15, min_count: int = 3, n: int = 1
+    preds_a: Sequence[str], preds_b: Sequence[str], references: Sequence[str], top: int = 15, min_count: int = 3,
+    n: int = 1,
 ) -> dict[str, list[dict]]:
     """Reference n-grams that system A matches more often than B (``a_better``) and the reverse.
 

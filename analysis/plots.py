@@ -57,7 +57,8 @@ def plot_rank_frequency(df: pd.DataFrame, with_references: bool = True, top: int
         counts = Counter(" ".join(str(t).split()) for t in df[col]).most_common(top)
         fig.add_trace(go.Scatter(
             x=list(range(1, len(counts) + 1)), y=[c for _, c in counts], mode="lines+markers",
-            name=f"{col}s", text=[_wrap(t) for t, _ in counts], hovertemplate="rank %{x}: %{y} inputs<br>%{text}<extra></extra>",
+            name=f"{col}s", text=[_wrap(t) for t, _ in counts],
+            hovertemplate="rank %{x}: %{y} inputs<br>%{text}<extra></extra>",
         ))
     fig.update_layout(title="Prediction frequency by rank", xaxis={"title": "rank", "type": "log"},
                       yaxis={"title": "number of inputs", "type": "log"})
@@ -70,7 +71,8 @@ def plot_pairwise_scatter(report: ComparisonReport, metric: str = "bleu") -> go.
         raise AnalysisError(f"Scatter metric must be 'bleu' or 'chrf', not {metric!r}.")
     s = report.samples
     a, b = report.names
-    hover = [f"id {html.escape(str(i))}<br>ref: {_wrap(r)}<br>{html.escape(a)}: {_wrap(pa)}<br>{html.escape(b)}: {_wrap(pb)}"
+    hover = [f"id {html.escape(str(i))}<br>ref: {_wrap(r)}<br>"
+             f"{html.escape(a)}: {_wrap(pa)}<br>{html.escape(b)}: {_wrap(pb)}"
              for i, r, pa, pb in zip(s["id"], s["reference"], s["prediction_a"], s["prediction_b"])]
     fig = go.Figure(go.Scatter(x=s[f"{metric}_a"], y=s[f"{metric}_b"], mode="markers", text=hover,
                                marker={"opacity": 0.6}, hovertemplate="%{text}<extra></extra>", name="samples"))
@@ -85,12 +87,14 @@ def plot_buckets(report: ComparisonReport, kind: str = "length") -> go.Figure:
     in each sentence-BLEU bucket (``kind="score"``), one bar per system."""
     a, b = report.names
     if kind == "length":
-        rows, ka, kb, ytitle, xtitle = report.length_buckets, "bleu_a", "bleu_b", "corpus BLEU", "reference length (tokens)"
+        rows, ka, kb = report.length_buckets, "bleu_a", "bleu_b"
+        ytitle, xtitle = "corpus BLEU", "reference length (tokens)"
     elif kind == "score":
         rows, ka, kb, ytitle, xtitle = report.score_buckets, "count_a", "count_b", "samples", "sentence BLEU"
     else:
         raise AnalysisError(f"Bucket kind must be 'length' or 'score', not {kind!r}.")
     labels = [r["bucket"] for r in rows]
-    fig = go.Figure([go.Bar(x=labels, y=[r[ka] for r in rows], name=a), go.Bar(x=labels, y=[r[kb] for r in rows], name=b)])
+    fig = go.Figure([go.Bar(x=labels, y=[r[ka] for r in rows], name=a),
+                     go.Bar(x=labels, y=[r[kb] for r in rows], name=b)])
     fig.update_layout(barmode="group", title=f"{ytitle} by {xtitle}", xaxis_title=xtitle, yaxis_title=ytitle)
     return fig

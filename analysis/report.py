@@ -95,7 +95,8 @@ def build_report(
         metrics=corpus_metrics(df, bootstrap=bootstrap, stats=stats),
         collapse=collapse_report(df, train_texts=train_texts),
         samples=sentence_scores(df, stats=stats),
-        comparison=None if against is None else compare_systems(df, against, names=names, bootstrap=bootstrap, stats_a=stats),
+        comparison=None if against is None else compare_systems(df, against, names=names, bootstrap=bootstrap,
+                                                                stats_a=stats),
         by_epoch=by_epoch,
         run_dir=None if run_dir is None else str(run_dir),
     )
@@ -186,7 +187,8 @@ def _comparison_section(cmp: ComparisonReport, fig: _Figures) -> str:
         body = "".join(
             f"<tr><td>{html.escape(str(e['id']))}</td><td>{html.escape(e['reference'])}</td><td>{e['delta']:+.1f}</td>"
             f"<td>{_diff_html(e['diff']['prediction_a'], e['diff']['prediction_b'])}</td></tr>" for e in ex)
-        out += (f"<h3>Where {html.escape(key.replace('_better', ''))} wins most</h3><table><tr><th>id</th><th>reference</th>"
+        out += (f"<h3>Where {html.escape(key.replace('_better', ''))} wins most</h3>"
+                "<table><tr><th>id</th><th>reference</th>"
                 f"<th>Δ</th><th>diff {html.escape(a)} → {html.escape(b)}</th></tr>{body}</table>")
     out += fig(plot_pairwise_scatter(cmp)) + fig(plot_buckets(cmp, "length")) + fig(plot_buckets(cmp, "score"))
     for name in (a, b):
@@ -204,7 +206,8 @@ def render_html(report: AnalysisReport) -> str:
     if report.by_epoch is not None:
         table = report.by_epoch[[c for c in _EPOCH_COLUMNS if c in report.by_epoch.columns]].dropna(axis=1, how="all")
         parts.append("<h2>Across epochs</h2>" + _table(table.to_dict("records")))
-        plotted = [c for c in ("bleu", "chrf", "unique_ratio", "top_share", "entropy_norm", "embedding_cosine") if c in table]
+        plotted = [c for c in ("bleu", "chrf", "unique_ratio", "top_share", "entropy_norm", "embedding_cosine")
+                   if c in table]
         parts.append(fig(plot_metric_by_epoch(table, plotted)))
     if report.comparison is not None:
         parts.append(_comparison_section(report.comparison, fig))
@@ -233,7 +236,8 @@ def write_html_report(path: str | Path, report_or_df: AnalysisReport | pd.DataFr
     elif isinstance(report_or_df, AnalysisReport):
         report = report_or_df
     else:
-        raise AnalysisError(f"write_html_report needs an AnalysisReport or a DataFrame, got {type(report_or_df).__name__}.")
+        raise AnalysisError(
+            f"write_html_report needs an AnalysisReport or a DataFrame, got {type(report_or_df).__name__}.")
     path = Path(path)
     _atomic_write(path, render_html(report))
     return path

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import (  # noqa: E402
+from analysis import (
     build_report,
     collapse_report,
     compare_systems,
@@ -57,6 +57,21 @@ def _timed(label: str, fn, rows: list[tuple[str, int, float]], n: int):
     return result
 
 
+def _bench_size(n: int, tmp: Path, rows: list[tuple[str, int, float]]) -> None:
+    """Time each analysis step on `n` samples (a collapsed system a, a healthy one b), appending to `rows`."""
+    a_path = _write(tmp / f"a{n}.jsonl", _records(n, 0.6, 1))
+    b_path = _write(tmp / f"b{n}.jsonl", _records(n, 0.0, 2))
+    a = _timed("load_predictions (jsonl)", lambda: load_predictions(a_path), rows, n)
+    b = load_predictions(b_path)
+    _timed("corpus_metrics (bootstrap 1000)", lambda: corpus_metrics(b, bootstrap=1000), rows, n)
+    _timed("sentence_scores", lambda: sentence_scores(b), rows, n)
+    rep = _timed("collapse_report", lambda: collapse_report(a), rows, n)
+    assert rep.verdict == "collapsed", rep.reasons
+    _timed("compare_systems (bs 1000 + ar 10000)", lambda: compare_systems(a, b, bootstrap=0), rows, n)
+    report = _timed("build_report (with comparison)", lambda: build_report(a, against=b, bootstrap=1000), rows, n)
+    _timed("render_html", lambda: render_html(report), rows, n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 10000])
@@ -64,17 +79,7 @@ def main() -> None:
     rows: list[tuple[str, int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            a_path = _write(Path(tmp) / f"a{n}.jsonl", _records(n, 0.6, 1))
-            b_path = _write(Path(tmp) / f"b{n}.jsonl", _records(n, 0.0, 2))
-            a = _timed("load_predictions (jsonl)", lambda: load_predictions(a_path), rows, n)
-            b = load_predictions(b_path)
-            _timed("corpus_metrics (bootstrap 1000)", lambda: corpus_metrics(b, bootstrap=1000), rows, n)
-            _timed("sentence_scores", lambda: sentence_scores(b), rows, n)
-            rep = _timed("collapse_report", lambda: collapse_report(a), rows, n)
-            assert rep.verdict == "collapsed", rep.reasons
-            _timed("compare_systems (bs 1000 + ar 10000)", lambda: compare_systems(a, b, bootstrap=0), rows, n)
-            report = _timed("build_report (with comparison)", lambda: build_report(a, against=b, bootstrap=1000), rows, n)
-            _timed("render_html", lambda: render_html(report), rows, n)
+            _bench_size(n, Path(tmp), rows)
     width = max(len(r[0]) for r in rows)
     print(f"{'step':<{width}}  {'samples':>8}  {'seconds':>8}  {'ms/sample':>9}")
     for label, n, secs in rows:

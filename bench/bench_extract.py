@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 
-import torch  # noqa: E402
+import torch
 
-from slt.bench import write_face_video  # noqa: E402
-from slt.data.extract import ExtractOptions, extract_features  # noqa: E402
-from slt.data.manifest import ManifestRow, write_manifest  # noqa: E402
-from slt.models import SignHiera, SignHieraConfig, save_model_checkpoint  # noqa: E402
+from slt.bench import write_face_video
+from slt.data.extract import ExtractOptions, extract_features
+from slt.data.manifest import ManifestRow, write_manifest
+from slt.models import SignHiera, SignHieraConfig, save_model_checkpoint
 
 
 def make_corpus(folder: Path, n_videos: int, seconds: float) -> Path:

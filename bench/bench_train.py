@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from slt.train.config import TrainConfig  # noqa: E402
-from slt.train.trainer import Trainer  # noqa: E402
+from slt.train.config import TrainConfig
+from slt.train.trainer import Trainer
 
 
 def bench(cfg: TrainConfig, workers: int, epochs: int) -> dict[str, float]:
@@ -41,7 +41,8 @@ def main() -> None:
     base = rows[0][1]["samples_per_s"]
     print(f"{'workers':>8} {'samples/s':>10} {'data wait':>10} {'vs first':>9}")
     for workers, r in rows:
-        print(f"{workers:>8} {r['samples_per_s']:>10.1f} {r['data_wait_share']:>9.1%} {r['samples_per_s'] / base:>8.2f}x")
+        ratio = r["samples_per_s"] / base
+        print(f"{workers:>8} {r['samples_per_s']:>10.1f} {r['data_wait_share']:>9.1%} {ratio:>8.2f}x")
 
 
 if __name__ == "__main__":

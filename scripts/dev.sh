@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One script for all set-up on a fresh machine, then the job:
 #   bash scripts/dev.sh app     # install (first time), then run the app (offline demo models when no weights can be fetched)
-#   bash scripts/dev.sh test    # install (first time, + test tools and a browser), then run the whole test suite
+#   bash scripts/dev.sh test    # install (first time, + test tools and a browser), lint (ruff), run the whole test suite
 # Re-running is cheap: installs are skipped while requirements*.txt are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,8 @@ case "$job" in
     install_python requirements-dev.txt
     link_libsndfile
     install_browser
+    # Lint first (fast; settings in pyproject.toml): a lint error fails the job before the slow tests start.
+    "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest -q "$@" tests
     ;;
   *) echo "usage: bash scripts/dev.sh {app|test} [args...]" >&2; exit 2 ;;

@@ -1,4 +1,5 @@
-"""Render the app's sample clips: 3 per domain into assets/samples/ (small VP8 WebM files that browsers play, committed).
+"""Render the app's sample clips: 3 per domain into assets/samples/ (small VP8 WebM files that browsers play,
+committed).
 
 Usage: python scripts/make_sample_clips.py [--out assets/samples] [--seed 7]
 Writes <domain>_<n>.webm and samples.tsv (id, video_path, n_frames, translation, domain) so the app can show
@@ -15,9 +16,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slt.demo.build import DemoRecipe  # noqa: E402
-from slt.data.synth import Grammar, get_domain, plan_performance, render_performance, write_clip  # noqa: E402
-from slt.utils.io import atomic_write_text  # noqa: E402
+from slt.data.synth import Grammar, get_domain, plan_performance, render_performance, write_clip
+from slt.demo.build import DemoRecipe
+from slt.utils.io import atomic_write_text
 
 # Hand-picked so the samples show different lengths, tenses and both shared and domain-only signs.
 SAMPLES = {
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         for n, glosses in enumerate(sentences, start=1):
             clip_id = f"{domain}_{n}"
             perf = plan_performance(glosses, spec, np.random.default_rng([args.seed, n, len(domain)]))
-            n_frames = write_clip(render_performance(perf, spec), args.out / f"{clip_id}.webm", spec.fps, spec.frame_size)
+            n_frames = write_clip(render_performance(perf, spec), args.out / f"{clip_id}.webm", spec.fps,
+                                  spec.frame_size)
             rows.append(f"{clip_id}\t{clip_id}.webm\t{n_frames}\t{texts[glosses]}\t{domain}")
             print(f"{clip_id}.webm  {n_frames} frames  {texts[glosses]}")
     atomic_write_text(args.out / "samples.tsv", "".join(f"{r}\n" for r in rows))

@@ -16,7 +16,8 @@ from slt.errors import SLTError
 COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("slt.cli.translate", "translate signed video clips into text"),
     "models": ("slt.cli.models", "list model sets: what is cached, what would be downloaded"),
-    "extract-features": ("slt.data.extract", "run preprocessing + SignHiera over a manifest, one [N,768] tensor per clip"),
+    "extract-features": ("slt.data.extract",
+                         "run preprocessing + SignHiera over a manifest, one [N,768] tensor per clip"),
     "synth": ("slt.data.synth.cli", "generate the synthetic signing corpus (videos + manifests)"),
     "demo": ("slt.demo.cli", "build or evaluate the offline demo model set"),
     "train": ("slt.train.cli", "fine-tune (sonar-finetune, t5-bridge, scratch)"),

@@ -126,8 +126,8 @@ def bench_translation(workdir: Path, n_clips: int) -> list[dict]:
         start = time.perf_counter()
         engine.translate(clips[0], encoders=labels)
         shared_s = time.perf_counter() - start
-        rows.append({"row": "two encoders on one clip vs translating it twice", "baseline_s": twice_s, "ours_s": shared_s,
-                     "ratio": shared_s / twice_s, "note": "features extracted once"})
+        rows.append({"row": "two encoders on one clip vs translating it twice", "baseline_s": twice_s,
+                     "ours_s": shared_s, "ratio": shared_s / twice_s, "note": "features extracted once"})
     return rows
 
 
@@ -150,7 +150,8 @@ def print_table(rows: list[dict]) -> None:
     width = max(len(r["row"]) for r in rows)
     print(f"{'measurement':{width}}  {'baseline s':>10}  {'ours s':>9}  {'ratio':>7}  note")
     for r in rows:
-        print(f"{r['row']:{width}}  {fmt(r['baseline_s'], '10.2f')}  {fmt(r['ours_s'], '9.2f')}  {fmt(r['ratio'], '7.3f')}  {r['note']}")
+        print(f"{r['row']:{width}}  {fmt(r['baseline_s'], '10.2f')}  {fmt(r['ours_s'], '9.2f')}  "
+              f"{fmt(r['ratio'], '7.3f')}  {r['note']}")
 
 
 def main(argv: list[str] | None = None) -> int:

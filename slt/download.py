@@ -14,9 +14,9 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from slt.errors import ModelUnavailableError
 from slt.utils.io import atomic_write_json
@@ -95,7 +95,8 @@ def console_progress(name: str) -> ProgressCallback:
 
 def unavailable_message(remote: RemoteFile, dest: Path, reason: str) -> str:
     return (
-        f"{remote.filename} ({remote.description or 'model file'}) is not cached and could not be downloaded: {reason}. "
+        f"{remote.filename} ({remote.description or 'model file'}) is not cached and could not be downloaded: "
+        f"{reason}. "
         f"Download it on a machine with internet from {remote.url} and put it at {dest} "
         "(or set SLT_CACHE_DIR to the folder that holds it)."
     )
@@ -113,7 +114,8 @@ def ensure_file(
     if dest.exists():
         return dest
     if offline_requested():
-        raise ModelUnavailableError(unavailable_message(remote, dest, "offline mode (SLT_OFFLINE/HF_HUB_OFFLINE) is set"))
+        raise ModelUnavailableError(
+            unavailable_message(remote, dest, "offline mode (SLT_OFFLINE/HF_HUB_OFFLINE) is set"))
     cache_dir.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
@@ -125,7 +127,8 @@ def ensure_file(
     if remote.sha256 and sha != remote.sha256:
         part.unlink()
         raise ModelUnavailableError(
-            f"{remote.filename}: downloaded file has sha256 {sha}, expected {remote.sha256}; the partial file was removed, try again."
+            f"{remote.filename}: downloaded file has sha256 {sha}, expected {remote.sha256}; the partial file was "
+            "removed, try again."
         )
     os.replace(part, dest)
     _record(cache_dir, remote, dest, sha)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from slt.download import ProgressCallback, RemoteFile, ensure_file, offline_requested
@@ -26,8 +26,10 @@ from slt.errors import ModelUnavailableError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _ASL_BASE = "https://dl.fbaipublicfiles.com/SONAR/asl"
 
-OFFICIAL_SIGNHIERA = RemoteFile("dm_70h_ub_signhiera.pth", f"{_ASL_BASE}/dm_70h_ub_signhiera.pth", "SignHiera video encoder (DailyMoth-70h)")
-OFFICIAL_ENCODER = RemoteFile("dm_70h_ub_sonar_encoder.pth", f"{_ASL_BASE}/dm_70h_ub_sonar_encoder.pth", "SONAR ASL sentence encoder (DailyMoth-70h)")
+OFFICIAL_SIGNHIERA = RemoteFile("dm_70h_ub_signhiera.pth", f"{_ASL_BASE}/dm_70h_ub_signhiera.pth",
+                                "SignHiera video encoder (DailyMoth-70h)")
+OFFICIAL_ENCODER = RemoteFile("dm_70h_ub_sonar_encoder.pth", f"{_ASL_BASE}/dm_70h_ub_sonar_encoder.pth",
+                              "SONAR ASL sentence encoder (DailyMoth-70h)")
 OFFICIAL_SAMPLE_CLIP = RemoteFile("0043626-2023.1.4.mp4", f"{_ASL_BASE}/0043626-2023.1.4.mp4", "DailyMoth sample clip")
 OFFICIAL_SAMPLE_REFERENCE = "A major concern is landslides in mountainous areas."
 
@@ -61,7 +63,7 @@ class ModelSet:
     def files(self) -> dict[str, FileSource]:
         return {"signhiera": self.signhiera, **{f"encoder:{k}": v for k, v in self.encoders.items()}}
 
-    def with_encoders(self, extra: dict[str, str | Path]) -> "ModelSet":
+    def with_encoders(self, extra: dict[str, str | Path]) -> ModelSet:
         """A copy with fine-tuned encoder checkpoints added (label -> path); a missing path is an error now."""
         encoders = dict(self.encoders)
         for label, path in extra.items():
@@ -82,7 +84,8 @@ class ModelSet:
 def official_model_set() -> ModelSet:
     return ModelSet(
         name="official",
-        description="Meta's SONAR ASL release (SignHiera + SONAR encoder trained on DailyMoth-70h; SONAR text decoder), CC-BY-NC-4.0",
+        description="Meta's SONAR ASL release (SignHiera + SONAR encoder trained on DailyMoth-70h; SONAR text "
+                    "decoder), CC-BY-NC-4.0",
         signhiera=OFFICIAL_SIGNHIERA,
         encoders={"zero-shot": OFFICIAL_ENCODER},
     )

@@ -43,8 +43,8 @@ def _write_lines(path: Path, lines: list[str]) -> Path:
 
 
 def _sacrebleu_json(ref: Path, hyp: Path, *extra: str) -> list[dict]:
-    out = subprocess.run([str(SACREBLEU), str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "-w", "6", "-f", "json", *extra],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run([str(SACREBLEU), str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "-w", "6", "-f", "json",
+                          *extra], capture_output=True, text=True, check=True, timeout=60)
     return json.loads(out.stdout)
 
 
@@ -61,7 +61,8 @@ def run_dir(tmp_path: Path) -> Path:
     with (run / "metrics.jsonl").open("w") as fh:
         for epoch, bleu in ((1, 2.0), (2, 9.5), (10, 21.0)):
             fh.write(json.dumps({"epoch": epoch, "step": epoch * 5, "train_loss": 2.0, "lr": 1e-4}) + "\n")
-            fh.write(json.dumps({"epoch": epoch, "step": epoch * 5, "val_loss": 1.5, "bleu": bleu, "chrf": 2 * bleu}) + "\n")
+            fh.write(json.dumps({"epoch": epoch, "step": epoch * 5, "val_loss": 1.5, "bleu": bleu,
+                                "chrf": 2 * bleu}) + "\n")
         fh.write('{"epoch": 11, "step"')  # a record still being written must not break reading
     return run
 
@@ -87,7 +88,8 @@ def test_run_directory_epochs_and_test_predictions(run_dir: Path) -> None:
 def test_html_report_of_a_run_shows_the_epochs(run_dir: Path, tmp_path: Path) -> None:
     from analysis import write_html_report
 
-    page = write_html_report(tmp_path / "run.html", load_predictions(run_dir), run_dir=run_dir, bootstrap=20).read_text()
+    page = write_html_report(tmp_path / "run.html", load_predictions(run_dir), run_dir=run_dir,
+                             bootstrap=20).read_text()
     assert "Verdict: healthy" in page and "Across epochs" in page and page.count("Plotly.newPlot") == 2
 
 
@@ -147,7 +149,8 @@ def test_odd_text_is_kept_and_scored(tmp_path: Path) -> None:
         ("junk.jsonl", bytes(range(256)) * 4, PredictionsFileError, "binary file"),
         ("latin1.jsonl", '{"reference": "café", "prediction": "cafe"}\n'.encode("latin-1"), FileEncodingError,
          r"not valid UTF-8: line 1.*Latin-1"),
-        ("latin1.csv", "reference,prediction\nok,ok\ncafé,café\n".encode("latin-1"), FileEncodingError, "not valid UTF-8"),
+        ("latin1.csv", "reference,prediction\nok,ok\ncafé,café\n".encode("latin-1"), FileEncodingError,
+         "not valid UTF-8"),
         ("badjson.jsonl", b'{"reference": "a", "prediction": "b"}\n{"reference": \n', PredictionsFileError,
          "line 2 is not valid JSON"),
         ("array.jsonl", b'["a", "b"]\n', PredictionsFileError, "expected an object"),
@@ -201,7 +204,8 @@ def test_corpus_bleu_chrf_and_confidence_match_sacrebleu_cli(tmp_path: Path) -> 
     assert ours["wer"] == pytest.approx(100 * jiwer.wer(refs, hyps))
     assert ours["cer"] == pytest.approx(100 * jiwer.cer(refs, hyps))
     scorer = rouge_scorer.RougeScorer(["rougeL"])
-    assert ours["rougeL"] == pytest.approx(np.mean([scorer.score(r, h)["rougeL"].fmeasure for r, h in zip(refs, hyps)]) * 100)
+    assert ours["rougeL"] == pytest.approx(
+        np.mean([scorer.score(r, h)["rougeL"].fmeasure for r, h in zip(refs, hyps)]) * 100)
     assert ours["length_ratio"] < 1  # the fixture's noisy predictions drop words
 
 
@@ -262,7 +266,8 @@ def test_embedding_similarity_reveals_collapse_before_decoding(tmp_path: Path) -
     recs = [{**r, "embedding": e.tolist()} for r, e in zip(healthy_records(60), collapsed_emb)]
     loaded = load_predictions(write_jsonl(tmp_path / "emb.jsonl", recs))
     assert loaded["embedding"][0].dtype == np.float32
-    assert collapse_report(loaded).figures["embedding_cosine"] == pytest.approx(rep.figures["embedding_cosine"], abs=1e-5)
+    assert collapse_report(loaded).figures["embedding_cosine"] == pytest.approx(rep.figures["embedding_cosine"],
+                                                                                abs=1e-5)
     df.loc[3, "embedding"] = np.zeros(16, dtype=np.float32)
     with pytest.raises(EmbeddingError, match="one size"):
         collapse_report(df)

@@ -55,7 +55,8 @@ def report(systems: dict[str, Path]):
 
 
 def _cli_sacrebleu(systems: dict[str, Path], *args: str) -> str:
-    cmd = [str(SACREBLEU), str(systems["ref"]), "-i", str(systems["a_txt"]), str(systems["b_txt"]), "-m", "bleu", "chrf", *args]
+    cmd = [str(SACREBLEU), str(systems["ref"]), "-i", str(systems["a_txt"]), str(systems["b_txt"]),
+           "-m", "bleu", "chrf", *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
 
 
@@ -89,7 +90,8 @@ def test_streamed_paired_tests_equal_sacrebleu_pairedtest(test: str, n: int) -> 
     for name in ("BLEU", "chrF2"):
         base, other = scores[name]
         assert ours[name]["p_value"] == pytest.approx(other.p_value, abs=1e-12)
-        assert ours[name]["score_a"] == pytest.approx(base.score) and ours[name]["score_b"] == pytest.approx(other.score)
+        assert ours[name]["score_a"] == pytest.approx(base.score)
+        assert ours[name]["score_b"] == pytest.approx(other.score)
         if test == "bs":
             assert ours[name]["mean_b"] == pytest.approx(other.mean, rel=1e-6)
             assert ours[name]["ci_b"] == pytest.approx(other.ci, rel=1e-5, abs=1e-6)
@@ -145,8 +147,8 @@ def test_plots_carry_the_data(report, systems, tmp_path: Path) -> None:
     table = pd.DataFrame({"epoch": [1, 2, 3], "bleu": [1.0, 5.0, 9.0], "top_share": [0.9, 0.4, 0.1]})
     fig = plot_metric_by_epoch(table)
     assert [t.name for t in fig.data] == ["bleu", "top_share"] and fig.data[1].yaxis == "y2"
-    html_path = write_html_report(tmp_path / "r.html", load_predictions(systems["a"]), against=load_predictions(systems["b"]),
-                                  names=("zero", "ft"), bootstrap=50)
+    html_path = write_html_report(tmp_path / "r.html", load_predictions(systems["a"]),
+                                  against=load_predictions(systems["b"]), names=("zero", "ft"), bootstrap=50)
     page = html_path.read_text(encoding="utf-8")
     assert "Verdict: collapsed" in page and "<ins>" in page
     assert "Plotly.newPlot" in page and not re.search(r"<script[^>]*\ssrc=", page)  # plotly.js inlined: works offline

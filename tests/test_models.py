@@ -118,7 +118,8 @@ def test_full_size_signhiera_pools_56_28_14_7_on_meta(full_hiera):
 
 
 def test_full_size_sonar_encoder_runs_on_meta(full_sonar):
-    out = full_sonar.encode(torch.empty(2, 108, 768, device="meta"), torch.zeros(2, 108, dtype=torch.bool, device="meta"))
+    out = full_sonar.encode(torch.empty(2, 108, 768, device="meta"),
+                            torch.zeros(2, 108, dtype=torch.bool, device="meta"))
     assert tuple(out.shape) == (2, 1024)
 
 

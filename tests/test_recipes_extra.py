@@ -122,7 +122,8 @@ def test_t5_bridge_differential_learning_rates_and_no_decay_on_biases(corpus):
     groups = recipe.param_groups(model, cfg)
     assert lrs(groups) == ({1e-3 / 5}, {1e-3})  # default encoder lr = lr / 5
     for group in groups:
-        assert not any(id(p) in encoder_ids for p in group["params"]) or all(id(p) in encoder_ids for p in group["params"])
+        assert (not any(id(p) in encoder_ids for p in group["params"])
+                or all(id(p) in encoder_ids for p in group["params"]))
         assert all(p.ndim >= 2 for p in group["params"]) if group["weight_decay"] > 0 else \
             all(p.ndim < 2 for p in group["params"])
     cfg.encoder_lr = 5e-5

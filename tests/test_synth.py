@@ -89,7 +89,7 @@ def test_dlib_hog_finds_the_signer_in_most_sampled_frames(corpora, domain):
 def test_same_seed_gives_identical_files_regardless_of_workers(tmp_path):
     a = generate_corpus(tmp_path / "a", "instructional", 3, 1, 1, seed=11, workers=1)
     b = generate_corpus(tmp_path / "b", "instructional", 3, 1, 1, seed=11, workers=2)
-    c = generate_corpus(tmp_path / "c", "instructional", 3, 1, 1, seed=12, workers=1)
+    generate_corpus(tmp_path / "c", "instructional", 3, 1, 1, seed=12, workers=1)
     for split in SPLITS:
         assert a[split].read_bytes() == b[split].read_bytes()
     videos = sorted((tmp_path / "a" / "videos").glob("*.mp4"))
@@ -181,10 +181,10 @@ def _nearest_centroid_accuracy(train, test) -> float:
 def test_gestures_are_distinguishable_after_the_pipeline_crop_and_domains_differ(corpora):
     results = {}
     for domain in COUNTS:
-        f, l, clips = _word_segments(corpora[domain])
+        f, words, clips = _word_segments(corpora[domain])
         half = clips % 2 == 0  # centroids from even clips, tested on odd ones
-        results[domain] = (f, l, half)
-        acc = _nearest_centroid_accuracy((f[half], l[half]), (f[~half], l[~half]))
+        results[domain] = (f, words, half)
+        acc = _nearest_centroid_accuracy((f[half], words[half]), (f[~half], words[~half]))
         # Chance is ~1/23; the instructional domain (noise, texture, faster signing) is meant to be harder.
         assert acc >= {"studio": 0.85, "instructional": 0.7}[domain], f"{domain}: word accuracy {acc:.2f}"
     # Shared words render differently in domain B: studio centroids transfer only partly.

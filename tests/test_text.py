@@ -107,8 +107,10 @@ def test_repetition_controls_change_output(tiny_text_model):
     model = tiny_text_model
     embeddings = torch.randn(6, 64, generator=torch.Generator().manual_seed(3)) * 3
     base = model.decoder.decode(embeddings, ["eng_Latn"], DecodingOptions(beam_size=1, max_len=30))["eng_Latn"]
-    blocked = model.decoder.decode(embeddings, ["eng_Latn"], DecodingOptions(beam_size=1, max_len=30, no_repeat_ngram_size=1))["eng_Latn"]
-    penalised = model.decoder.decode(embeddings, ["eng_Latn"], DecodingOptions(beam_size=1, max_len=30, repetition_penalty=5.0))["eng_Latn"]
+    blocked = model.decoder.decode(embeddings, ["eng_Latn"],
+                                   DecodingOptions(beam_size=1, max_len=30, no_repeat_ngram_size=1))["eng_Latn"]
+    penalised = model.decoder.decode(embeddings, ["eng_Latn"],
+                                     DecodingOptions(beam_size=1, max_len=30, repetition_penalty=5.0))["eng_Latn"]
     assert blocked != base or penalised != base
 
 
@@ -188,8 +190,8 @@ def test_loss_rejects_mismatched_texts(tiny_text_model):
 def test_register_is_idempotent_and_works_after_init(tiny_text_model):
     paths = tiny_text_model.paths
     config = tiny_decoder_config(paths["tokenizer"], tiny_text_model.langs)
-    names = [register_local_text_assets("again_tiny", paths["decoder"], paths["tokenizer"], tiny_text_model.langs, config)
-             for _ in range(2)]
+    names = [register_local_text_assets("again_tiny", paths["decoder"], paths["tokenizer"], tiny_text_model.langs,
+                                        config) for _ in range(2)]
     assert names[0] == names[1] == ("again_tiny_decoder", "again_tiny_tokenizer")
     reloaded = SonarTextDecoder(*names[0])
     embeddings = tiny_text_model.encoder.encode(tiny_text_model.sentences[:3])
@@ -197,7 +199,8 @@ def test_register_is_idempotent_and_works_after_init(tiny_text_model):
 
 
 def test_unknown_asset_name_is_a_clear_error(tiny_text_model):
-    with pytest.raises(UnknownAssetError, match="no fairseq2 asset card named 'text_sonar_basic_decodr'.*text_sonar_basic_decoder"):
+    with pytest.raises(UnknownAssetError,
+                       match="no fairseq2 asset card named 'text_sonar_basic_decodr'.*text_sonar_basic_decoder"):
         SonarTextDecoder(decoder="text_sonar_basic_decodr")
 
 

@@ -259,7 +259,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(corpus, t
     poisoned[3, 2] = float("nan")
     torch.save(poisoned, data / "B005.pt")
     cfg.epochs = 2
-    with pytest.raises(TrainingError, match=r"Non-finite training loss .* at step \d+ .*non-finite input features in \['B005'\]"):
+    with pytest.raises(TrainingError,
+                       match=r"Non-finite training loss .* at step \d+ .*non-finite input features in \['B005'\]"):
         Trainer(cfg, resume=True).fit()
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["state"] == "failed" and "step" in status["message"]

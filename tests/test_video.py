@@ -232,7 +232,8 @@ def test_full_resolution_frames_are_never_accumulated(tmp_path):
     try:
         r = preprocess_video(video, HOG)
         _, peak = tracemalloc.get_traced_memory()
-        print(f"\npeak traced memory preprocessing 1280x720x48: {peak / 1e6:.1f} MB (full video {48 * frame_bytes / 1e6:.0f} MB)")
+        print(f"\npeak traced memory preprocessing 1280x720x48: {peak / 1e6:.1f} MB "
+              f"(full video {48 * frame_bytes / 1e6:.0f} MB)")
     finally:
         tracemalloc.stop()
     assert r.faces_found == 3 and contains(r.box, face)
@@ -322,7 +323,8 @@ def test_print_detector_timings_on_carphone():
     start = time.perf_counter()
     hog = preprocess_video(carphone_path(), HOG)
     hog_s = time.perf_counter() - start
-    rows.append(f"carphone 176x144 whole video (8 detections) hog: {hog_s:.2f} s, faces {hog.faces_found}/{hog.frames_sampled}")
+    rows.append(f"carphone 176x144 whole video (8 detections) hog: {hog_s:.2f} s, "
+                f"faces {hog.faces_found}/{hog.frames_sampled}")
     print("\n" + "\n".join(rows) + f"\n(os.cpu_count={os.cpu_count()})")
 
 
@@ -334,7 +336,8 @@ def test_lazy_clip_batches_equal_materialised_clips_and_keep_less(tmp_path):
     lazy = preprocess_video(video, config, materialize=False)
     assert lazy.clips is None and full.crops == {}
     batches = list(lazy.iter_clip_batches(3))
-    assert [b.shape[0] for b, _ in batches] == [3] * (full.n_clips // 3) + ([full.n_clips % 3] if full.n_clips % 3 else [])
+    remainder = [full.n_clips % 3] if full.n_clips % 3 else []
+    assert [b.shape[0] for b, _ in batches] == [3] * (full.n_clips // 3) + remainder
     assert torch.equal(torch.cat([b for b, _ in batches]), full.clips)
     assert sum((p for _, p in batches), []) == full.paddings
     kept = sum(c.nbytes for c in lazy.crops.values())

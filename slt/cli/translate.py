@@ -42,12 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="+", type=Path, help="signed video clip(s)")
     parser.add_argument("--lang", nargs="+", default=["eng_Latn"], help="FLORES-200 target language codes")
     parser.add_argument("--model-set", choices=MODEL_SETS, default="auto",
-                        help="official (Meta's release, downloaded on first use), demo (offline), auto (official if reachable)")
+                        help="official (Meta's release, downloaded on first use), demo (offline), "
+                        "auto (official if reachable)")
     parser.add_argument("--encoder", nargs="+", default=None, metavar="NAME|PATH",
-                        help="encoder labels of the model set and/or fine-tuned checkpoint paths (default: all of the set)")
+                        help="encoder labels of the model set and/or fine-tuned checkpoint paths "
+                        "(default: all of the set)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
-    parser.add_argument("--detector", choices=["cnn", "hog"], default=None, help="face detector (default: the model set's)")
+    parser.add_argument("--dtype", default="auto",
+                        help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
+    parser.add_argument("--detector", choices=["cnn", "hog"], default=None,
+                        help="face detector (default: the model set's)")
     parser.add_argument("--center-crop-fallback", action="store_true", help="use a centre crop when no signer is found")
     parser.add_argument("--preview", type=Path, default=None, help="save the crop preview image (PNG) here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -74,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.preview:
         _save_previews(results, args.preview)
     if args.json:
-        print(json.dumps([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict(), indent=2, ensure_ascii=False))
+        payload = [r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict()
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
     for result in results:
         print(f"== {result.video}  (model set: {result.model_set}, device: {result.device}, {result.dtype})")

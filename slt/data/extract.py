@@ -23,9 +23,20 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from slt.data.extract_state import (Done, Failure, check_config, extraction_config, finished_steps, merge_shards,
-                                    npy_matches, remove_stale_temp_files, save_features, save_npy, write_config,
-                                    write_shard)
+from slt.data.extract_state import (
+    Done,
+    Failure,
+    check_config,
+    extraction_config,
+    finished_steps,
+    merge_shards,
+    npy_matches,
+    remove_stale_temp_files,
+    save_features,
+    save_npy,
+    write_config,
+    write_shard,
+)
 from slt.data.extract_worker import Prepared, prepared_stream
 from slt.data.manifest import Manifest, ManifestRow, read_manifest
 from slt.data.safe_ids import safe_id
@@ -266,7 +277,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "translation) or ssvp_slt's headerless TSV")
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumed when it exists)")
     parser.add_argument("--signhiera", required=True,
-                        help="SignHiera checkpoint (.pth/.pt), or a model set's: 'official' (downloaded on first use) or 'demo'")
+                        help="SignHiera checkpoint (.pth/.pt), or a model set's: 'official' (downloaded on first "
+                        "use) or 'demo'")
     parser.add_argument("--video-root", type=Path, default=None, help="folder that relative video paths are in "
                         "(default: the manifest's folder)")
     parser.add_argument("--detector", choices=("cnn", "hog"), default="cnn",

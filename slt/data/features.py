@@ -44,7 +44,7 @@ class FeatureBatch:
     padding_mask: Tensor  # [B, N] bool
     texts: list[str]
 
-    def to(self, device: torch.device | str) -> "FeatureBatch":
+    def to(self, device: torch.device | str) -> FeatureBatch:
         return FeatureBatch(self.ids, self.features.to(device), self.padding_mask.to(device), self.texts)
 
     def __len__(self) -> int:

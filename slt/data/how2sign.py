@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slt.data.clip_cut import cut_segments, frame_count
-from slt.data.manifest import ManifestRow, ManifestReport, SkippedRow, VIDEO_SUFFIXES, write_manifest
+from slt.data.manifest import VIDEO_SUFFIXES, ManifestReport, ManifestRow, SkippedRow, write_manifest
 from slt.data.safe_ids import safe_id
 from slt.errors import ManifestError
 from slt.utils.io import atomic_write_text

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from slt.errors import ManifestError
 from slt.utils.io import atomic_write_text

@@ -63,7 +63,7 @@ class DemoRecipe:
         "noise_sigma": 3.0, "shake": 0.5, "brightness_jitter": 0.02})
 
     @classmethod
-    def quick(cls) -> "DemoRecipe":
+    def quick(cls) -> DemoRecipe:
         """A smaller build for tests: same steps, fewer clips and epochs."""
         return cls(n_train_a=64, n_val_a=8, n_test_a=8, n_train_b=32, n_val_b=8, n_test_b=12,
                    decoder_steps=200, epochs_a=6, epochs_b=4)
@@ -107,19 +107,23 @@ def _build(root: Path, recipe: DemoRecipe, force: bool) -> Path:
     corpora = timed("synthetic corpora", lambda: _corpora(work, recipe))
     signhiera_path = timed("tiny SignHiera", lambda: _signhiera(root / "signhiera.pt", recipe))
     features = timed("features (preprocessing + SignHiera)", lambda: _features(work, corpora, signhiera_path, recipe))
-    decoder_name, tokenizer_name, text_paths = timed("text decoder pretraining", lambda: _text_decoder(root / "text", corpora, recipe))
+    decoder_name, tokenizer_name, text_paths = timed("text decoder pretraining",
+                                                     lambda: _text_decoder(root / "text", corpora, recipe))
     feature_dim = _feature_dim(signhiera_path)
     init_path = _random_encoder(work / "encoder_init.pt", feature_dim, features["A"]["train"], recipe)
     zero_shot = timed("zero-shot encoder (domain A)", lambda: _train(
-        work / "run_a", "A", features["A"], init_path, decoder_name, tokenizer_name, recipe.epochs_a, recipe.lr_a, recipe))
+        work / "run_a", "A", features["A"], init_path, decoder_name, tokenizer_name, recipe.epochs_a, recipe.lr_a,
+        recipe))
     shutil.copyfile(zero_shot, root / "encoder_zero_shot.pt")
     fine_tuned = timed("fine-tuned encoder (domain B)", lambda: _train(
-        work / "run_b", "B", features["B"], root / "encoder_zero_shot.pt", decoder_name, tokenizer_name, recipe.epochs_b, recipe.lr_b, recipe))
+        work / "run_b", "B", features["B"], root / "encoder_zero_shot.pt", decoder_name, tokenizer_name,
+        recipe.epochs_b, recipe.lr_b, recipe))
     shutil.copyfile(fine_tuned, root / "encoder_fine_tuned.pt")
 
     spec = {
-        "description": "Offline demo model set: tiny SignHiera + tiny SONAR-style decoder; 'zero-shot' encoder trained on the "
-                       "synthetic 'studio' domain, 'fine-tuned' encoder adapted to the 'instructional' domain (decoder frozen).",
+        "description": "Offline demo model set: tiny SignHiera + tiny SONAR-style decoder; 'zero-shot' encoder "
+                       "trained on the synthetic 'studio' domain, 'fine-tuned' encoder adapted to the 'instructional' "
+                       "domain (decoder frozen).",
         "decoder": decoder_name,
         "tokenizer": tokenizer_name,
         "languages": LANGUAGES,
@@ -132,8 +136,10 @@ def _build(root: Path, recipe: DemoRecipe, force: bool) -> Path:
             "text_decoder": str(text_paths["decoder"].relative_to(root)),
             "tokenizer": str(text_paths["tokenizer"].relative_to(root)),
         },
-        "corpora": {name: {split: str(path.relative_to(root)) for split, path in splits.items()} for name, splits in corpora.items()},
-        "features": {name: {split: str(path.relative_to(root)) for split, path in splits.items()} for name, splits in features.items()},
+        "corpora": {name: {split: str(path.relative_to(root)) for split, path in splits.items()}
+                    for name, splits in corpora.items()},
+        "features": {name: {split: str(path.relative_to(root)) for split, path in splits.items()}
+                     for name, splits in features.items()},
         "recipe": asdict(recipe),
         "build_seconds": timings,
     }
@@ -172,7 +178,8 @@ def _signhiera(path: Path, recipe: DemoRecipe) -> Path:
     from slt.models import SignHiera, SignHieraConfig, save_model_checkpoint
 
     torch.manual_seed(recipe.seed)
-    model = SignHiera(SignHieraConfig.tiny(embed_dim=recipe.signhiera_embed_dim, image_size=recipe.signhiera_image_size))
+    model = SignHiera(SignHieraConfig.tiny(embed_dim=recipe.signhiera_embed_dim,
+                                           image_size=recipe.signhiera_image_size))
     save_model_checkpoint(model, path)
     return path
 
@@ -268,4 +275,4 @@ Languages: {', '.join(spec['languages'])}. Face detector: {spec['detector']}. Se
 ## Evaluation on held-out clips, translated from video through the engine
 
 {table}
-"""
+"""  # noqa: E501 (markdown table rows cannot wrap)

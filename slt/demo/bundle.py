@@ -16,11 +16,13 @@ def load_model_set(root: Path) -> ModelSet:
     try:
         spec = json.loads(spec_path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ModelUnavailableError(f"demo bundle {spec_path} is unreadable ({error}); rebuild it with `python -m slt demo build --force`") from error
+        raise ModelUnavailableError(f"demo bundle {spec_path} is unreadable ({error}); rebuild it with "
+                                    "`python -m slt demo build --force`") from error
     files = {role: Path(root) / rel for role, rel in spec["files"].items()}
     missing = [str(path) for path in files.values() if not path.exists()]
     if missing:
-        raise ModelUnavailableError(f"demo bundle in {root} is incomplete (missing {missing}); rebuild it with `python -m slt demo build --force`")
+        raise ModelUnavailableError(f"demo bundle in {root} is incomplete (missing {missing}); rebuild it with "
+                                    "`python -m slt demo build --force`")
     card_file = files["decoder_cards"]
 
     def register() -> None:

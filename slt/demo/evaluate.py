@@ -54,5 +54,6 @@ def evaluate_demo(root: Path, batch_size: int = 16) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     lines = ["| test domain | system | clips | BLEU | chrF | distinct outputs |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['domain']} | {r['system']} | {r['n']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['unique_predictions']} |")
+        lines.append(f"| {r['domain']} | {r['system']} | {r['n']} | {r['bleu']:.2f} | {r['chrf']:.2f} "
+                     f"| {r['unique_predictions']} |")
     return "\n".join(lines)

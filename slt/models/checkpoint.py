@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,8 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
 def _unreadable(path: Path, error: Exception) -> CheckpointError:
     # torch's weights_only message suggests weights_only=False; we never do that, so keep only the cause.
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    cause = next((line for line in reversed(lines) if "operand" in line or "global" in line.lower()), lines[0] if lines else "")
+    cause = next((line for line in reversed(lines) if "operand" in line or "global" in line.lower()),
+                 lines[0] if lines else "")
     return CheckpointError(
         f"Cannot read checkpoint {path}: not a PyTorch checkpoint of tensors and plain containers "
         f"({type(error).__name__}: {cause[:200]})")

@@ -8,7 +8,8 @@ by name (shared/reference/conformance/README.md); anything else that does not ma
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 from torch import nn

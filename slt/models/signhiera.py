@@ -10,8 +10,9 @@ strided slice, which keeps all blocks plain sequence ops.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +125,7 @@ class SignHieraConfig:
 
     @classmethod
     def tiny(cls, num_frames: int = 16, image_size: int = 224, embed_dim: int = 16, num_heads: int = 1,
-             stages: tuple[int, ...] = (1, 1, 1, 1)) -> "SignHieraConfig":
+             stages: tuple[int, ...] = (1, 1, 1, 1)) -> SignHieraConfig:
         """A few-thousand-parameter SignHiera through the same classes, for tests and the demo model set.
 
         It still takes ``[B, 3, num_frames, image_size, image_size]`` clips; ``image_size`` must be a multiple
@@ -134,7 +135,7 @@ class SignHieraConfig:
                    stages=tuple(stages))
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "SignHieraConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> SignHieraConfig:
         """Build from ``dataclasses.asdict`` output (e.g. a checkpoint's ``config``); unknown fields are an error."""
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:

@@ -8,8 +8,9 @@ the encoder, passed through ``projection_out``. Attribute names follow the relea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -45,7 +46,8 @@ class SonarSignEncoderConfig:
                     ("input_dim", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
                      "vocab_size", "output_dim") if getattr(self, name) <= 0]
         if not 0 <= self.decoder_start_token_id < self.vocab_size:
-            problems.append(f"decoder_start_token_id={self.decoder_start_token_id} outside vocab_size={self.vocab_size}")
+            problems.append(
+                f"decoder_start_token_id={self.decoder_start_token_id} outside vocab_size={self.vocab_size}")
         if problems:
             raise ModelInputError("Invalid SonarSignEncoderConfig: " + "; ".join(problems))
 
@@ -64,7 +66,7 @@ class SonarSignEncoderConfig:
 
     @classmethod
     def tiny(cls, input_dim: int = 128, d_model: int = 32, output_dim: int = 32, num_layers: int = 2,
-             num_heads: int = 2) -> "SonarSignEncoderConfig":
+             num_heads: int = 2) -> SonarSignEncoderConfig:
         """A small encoder through the same classes (defaults fit ``SignHieraConfig.tiny()`` features and the
         32-d "toy" SONAR text decoder)."""
         if d_model % num_heads:
@@ -74,7 +76,7 @@ class SonarSignEncoderConfig:
                    output_dim=output_dim)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "SonarSignEncoderConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> SonarSignEncoderConfig:
         """Build from ``dataclasses.asdict`` output (e.g. a checkpoint's ``config``); unknown fields are an error."""
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
@@ -161,7 +163,8 @@ class SonarSignEncoder(nn.Module):
         most common sentence). The architecture and checkpoint layout do not change."""
         proj = self.encoder.feature_projection.feature_proj
         if mean.shape != (self.config.input_dim,) or std.shape != (self.config.input_dim,):
-            raise ModelInputError(f"mean and std must have shape [{self.config.input_dim}], got {tuple(mean.shape)}, {tuple(std.shape)}")
+            raise ModelInputError(f"mean and std must have shape [{self.config.input_dim}], "
+                                  f"got {tuple(mean.shape)}, {tuple(std.shape)}")
         inv_std = 1.0 / std.to(proj.weight).clamp_min(1e-6)
         proj.bias -= proj.weight @ (mean.to(proj.weight) * inv_std)
         proj.weight *= inv_std[None, :]

@@ -29,13 +29,13 @@ _LAZY = {
 
 __all__ = ["FLORES200_LANGUAGES", "validate_languages", "DecodingOptions", *_LAZY]
 
-if TYPE_CHECKING:
-    from slt.text.assets import ensure_fairseq2, register_asset_file, register_local_text_assets
-    from slt.text.backends import DECODER_BACKENDS, load_text_decoder, resolve_backend
-    from slt.text.hf_decoder import HFTextDecoder
-    from slt.text.decoder import SonarTextDecoder
-    from slt.text.pretrain import TinySentenceEncoder, pretrain_text_decoder
-    from slt.text.tiny import build_tiny_text_decoder, tiny_decoder_config, train_sentencepiece
+if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides (F401: they are in __all__ via _LAZY)
+    from slt.text.assets import ensure_fairseq2, register_asset_file, register_local_text_assets  # noqa: F401
+    from slt.text.backends import DECODER_BACKENDS, load_text_decoder, resolve_backend  # noqa: F401
+    from slt.text.decoder import SonarTextDecoder  # noqa: F401
+    from slt.text.hf_decoder import HFTextDecoder  # noqa: F401
+    from slt.text.pretrain import TinySentenceEncoder, pretrain_text_decoder  # noqa: F401
+    from slt.text.tiny import build_tiny_text_decoder, tiny_decoder_config, train_sentencepiece  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

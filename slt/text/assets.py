@@ -84,7 +84,8 @@ def ensure_fairseq2():
     with _LOCK:
         if not _installed:
             if fs2_dependency._resolver is None:
-                fairseq2.init_fairseq2(extras=lambda c: c.collection.register(AssetMetadataSource, lambda _r: _live_source()))
+                fairseq2.init_fairseq2(
+                    extras=lambda c: c.collection.register(AssetMetadataSource, lambda _r: _live_source()))
             else:
                 container = fs2_dependency._resolver
                 try:
@@ -178,7 +179,8 @@ def register_local_text_assets(
     """
     if not langs:
         raise ModelUnavailableError(f"cannot register '{name_prefix}': the tokenizer needs at least one language")
-    decoder, tokenizer = register_cards(text_asset_cards(name_prefix, decoder_checkpoint, tokenizer_model, langs, arch_config))
+    decoder, tokenizer = register_cards(
+        text_asset_cards(name_prefix, decoder_checkpoint, tokenizer_model, langs, arch_config))
     return decoder, tokenizer
 
 
@@ -339,7 +341,8 @@ def resolve_text_assets(decoder: str, tokenizer: str) -> TextAssets:
 
     decoder_card = _card(decoder, "text decoder")
     if decoder_card.get("model_family") != DECODER_FAMILY:
-        raise ModelUnavailableError(f"asset '{decoder}' is not a SONAR text decoder (model_family must be '{DECODER_FAMILY}')")
+        raise ModelUnavailableError(
+            f"asset '{decoder}' is not a SONAR text decoder (model_family must be '{DECODER_FAMILY}')")
     tokenizer_card = _card(tokenizer, "text tokenizer")
     overrides = decoder_card.get("model_config") or {}
     overrides = overrides.get("_set_", overrides) if isinstance(overrides, dict) else {}

@@ -36,7 +36,8 @@ class SonarTextDecoder:
     ) -> None:
         self.device = torch.device(device)
         if dtype in (torch.float16, torch.bfloat16) and self.device.type != "cuda":
-            raise InvalidArgumentError(f"{dtype} decoding is only supported on CUDA; use torch.float32 on {self.device}")
+            raise InvalidArgumentError(
+                f"{dtype} decoding is only supported on CUDA; use torch.float32 on {self.device}")
         ensure_fairseq2()
         decoder_card = retrieve_card(decoder, "text decoder")
         family = decoder_card.maybe_get_field("model_family")
@@ -49,7 +50,8 @@ class SonarTextDecoder:
         require_local_files(decoder_card, "checkpoint", "text decoder checkpoint")
         require_local_files(tokenizer_card, "tokenizer", "text tokenizer model")
         self.decoder_name, self.tokenizer_name = decoder, tokenizer
-        self._pipeline = EmbeddingToTextModelPipeline(decoder=decoder, tokenizer=tokenizer, device=self.device, dtype=dtype)
+        self._pipeline = EmbeddingToTextModelPipeline(decoder=decoder, tokenizer=tokenizer, device=self.device,
+                                                      dtype=dtype)
         self._model = self._pipeline.model.eval()  # SonarEncoderDecoderModel(DummyEncoder, decoder)
         for param in self._model.parameters():
             param.requires_grad_(False)  # frozen: gradients of the loss flow only into the embeddings
@@ -162,7 +164,8 @@ class SonarTextDecoder:
         embeddings = self._check_embeddings(embeddings)
         if len(texts) != embeddings.shape[0]:
             raise InvalidArgumentError(
-                f"teacher_forced_loss needs one text per embedding, got {len(texts)} texts for {embeddings.shape[0]} embeddings"
+                f"teacher_forced_loss needs one text per embedding, got {len(texts)} texts for "
+                f"{embeddings.shape[0]} embeddings"
             )
         if not 0.0 <= label_smoothing < 1.0:
             raise InvalidArgumentError(f"label_smoothing must be in [0, 1), got {label_smoothing}")

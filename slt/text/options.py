@@ -33,15 +33,18 @@ class DecodingOptions:
 
     def __post_init__(self) -> None:
         checks = [
-            (isinstance(self.beam_size, int) and self.beam_size >= 1, f"beam_size must be an integer >= 1, got {self.beam_size!r}"),
+            (isinstance(self.beam_size, int) and self.beam_size >= 1,
+             f"beam_size must be an integer >= 1, got {self.beam_size!r}"),
             (isinstance(self.max_len, int) and 1 <= self.max_len <= 512,
              f"max_len must be an integer in 1..512 (the decoder's position limit), got {self.max_len!r}"),
             (self.len_penalty > 0, f"len_penalty must be > 0, got {self.len_penalty!r}"),
             (isinstance(self.no_repeat_ngram_size, int) and self.no_repeat_ngram_size >= 0,
              f"no_repeat_ngram_size must be an integer >= 0 (0 = off), got {self.no_repeat_ngram_size!r}"),
-            (self.repetition_penalty >= 1.0, f"repetition_penalty must be >= 1.0 (1.0 = off), got {self.repetition_penalty!r}"),
+            (self.repetition_penalty >= 1.0,
+             f"repetition_penalty must be >= 1.0 (1.0 = off), got {self.repetition_penalty!r}"),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}"),
-            (isinstance(self.top_k, int) and self.top_k >= 0, f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}"),
+            (isinstance(self.top_k, int) and self.top_k >= 0,
+             f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}"),
             (0 < self.top_p <= 1.0, f"top_p must be in (0, 1], got {self.top_p!r}"),
             (self.seed is None or isinstance(self.seed, int), f"seed must be an integer or None, got {self.seed!r}"),
         ]

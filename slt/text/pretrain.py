@@ -54,11 +54,12 @@ class TinySentenceEncoder(nn.Module):
         return torch.cat([self(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
 
     def save(self, path: str | Path) -> Path:
-        state = {"model": self.state_dict(), "config": self.config, "tokenizer": self.tokenizer_model, "kind": SENTENCE_ENCODER_KIND}
+        state = {"model": self.state_dict(), "config": self.config, "tokenizer": self.tokenizer_model,
+                 "kind": SENTENCE_ENCODER_KIND}
         return atomic_save(state, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TinySentenceEncoder":
+    def load(cls, path: str | Path) -> TinySentenceEncoder:
         """Load a saved encoder; its tokenizer path is stored inside (relative to the checkpoint if moved)."""
         path = Path(path)
         if not path.is_file():

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from slt.errors import DecodingOptionsError, TrainingError
 from slt.text.backends import DECODER_BACKENDS
@@ -83,7 +83,7 @@ class TrainConfig:
     wandb: bool = False
     mlflow: bool = False
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise TrainingError naming the first bad field; return self."""
         problems = []
         if self.recipe not in RECIPES:
@@ -119,7 +119,7 @@ class TrainConfig:
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a dict; unknown keys are an error (a typo must not silently fall back to a default)."""
         data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)}
@@ -143,7 +143,7 @@ class TrainConfig:
             raise TrainingError(f"{source}: {error}") from error
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         """Load a JSON (.json) or YAML (.yaml/.yml) config file."""
         path = Path(path)
         if not path.is_file():

@@ -121,6 +121,7 @@ def collapse_figures(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The analysis library's mode-collapse report, when that library is importable."""
     try:
         import pandas as pd
+
         from analysis import collapse_report
     except ImportError:
         return None
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                "collapse": collapse_figures(rows)}
     predictions = out / f"{args.split_name}_predictions.jsonl"
     atomic_write_text(predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    atomic_write_json(out / f"{args.split_name}_results.json" if args.split_name != "test" else out / "test_results.json",
-                      results)
+    results_name = f"{args.split_name}_results.json" if args.split_name != "test" else "test_results.json"
+    atomic_write_json(out / results_name, results)
     print(json.dumps({k: v for k, v in results.items() if k != "collapse"}, indent=2))
     return 0

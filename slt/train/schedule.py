@@ -23,7 +23,8 @@ class WarmupSchedule:
         self.total_steps = max(1, cfg.epochs * steps_per_epoch)
         self.warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
         self.steps_done = 0
-        self.peak_lrs = [group["initial_lr"] if "initial_lr" in group else group["lr"] for group in optimizer.param_groups]
+        self.peak_lrs = [group["initial_lr"] if "initial_lr" in group else group["lr"]
+                         for group in optimizer.param_groups]
         if self.kind == "cosine":
             lambdas = [self._cosine_factor(peak, cfg.min_lr) for peak in self.peak_lrs]
             self.scheduler = LambdaLR(optimizer, lambdas)

@@ -11,13 +11,13 @@ import contextlib
 import gc
 import logging
 import math
-import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -239,7 +239,8 @@ class Trainer:
             return summary
         except StopRequested:
             self._save("last.pt")
-            message = f"stopped by signal at epoch {self.progress.epoch}, step {self.progress.step}; resume with --resume"
+            message = (f"stopped by signal at epoch {self.progress.epoch}, step {self.progress.step}; "
+                       "resume with --resume")
             log.warning(message)
             self._status("stopped", message)
             clean = True
@@ -447,7 +448,8 @@ class Trainer:
             scores = evaluate_split(self.recipe, self.model, self.val_set, self.cfg, self.device, self.run, epoch)
             if scores["distinct_ratio"] < 0.5 and len(self.val_set) > 2:
                 log.warning("epoch %d: possible mode collapse: %.0f%% distinct predictions, the most common one "
-                            "covers %.0f%%", epoch, 100 * scores["distinct_ratio"], 100 * scores["top_prediction_share"])
+                            "covers %.0f%%", epoch, 100 * scores["distinct_ratio"],
+                            100 * scores["top_prediction_share"])
             keys = ["val_loss", "bleu", "bleu1", "bleu2", "bleu3", "bleu4", "chrf", "distinct_ratio"]
             values = [scores[k] for k in keys]
         values = D.broadcast_floats(values, self.dist, self.device)

@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-trials", type=int, default=20, help="trials to run in this invocation")
     parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     parser.add_argument("--out-dir", default=None,
-                        help="trial run dirs (trial_NNNN; --run-dir is not used for trials), plots and best_config.json "
-                             "(default: runs/tune/<study-name>)")
+                        help="trial run dirs (trial_NNNN; --run-dir is not used for trials), plots and "
+                             "best_config.json (default: runs/tune/<study-name>)")
     parser.add_argument("--search", action="append", default=[], metavar="NAME=KIND:ARGS",
                         help="search one field: log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH or choice:A,B,C "
                              "(repeatable; replaces that field's default range)")

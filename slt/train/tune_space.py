@@ -58,7 +58,10 @@ class SearchParam:
 
 def _field_type(name: str) -> type:
     """The Python type of a TrainConfig (or decoding.*) field, for parsing choices; TrainingError if unknown."""
-    owner, field_name = (DecodingOptions, name.split(".", 1)[1]) if name.startswith("decoding.") else (TrainConfig, name)
+    if name.startswith("decoding."):
+        owner, field_name = DecodingOptions, name.split(".", 1)[1]
+    else:
+        owner, field_name = TrainConfig, name
     defaults = {f.name: f for f in dataclasses.fields(owner)}
     if field_name not in defaults or field_name == "decoding":
         known = sorted(defaults) if owner is TrainConfig else [f"decoding.{k}" for k in sorted(defaults)]

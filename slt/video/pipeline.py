@@ -7,15 +7,14 @@ pass 2 decodes again and keeps only the frames the clips sample, already cropped
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from slt.errors import NoSignerError, VideoReadError, VideoTooLongError, VideoTooShortError, EmptyVideoError
+from slt.errors import EmptyVideoError, NoSignerError, VideoReadError, VideoTooLongError, VideoTooShortError
 from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_square
 from slt.video.config import PreprocessConfig
 from slt.video.decode import VideoInfo, has_frame, iter_frames, probe_video
@@ -62,7 +61,7 @@ class PreprocessedVideo:
                 indices = [np.asarray(i) for i in self.clip_indices[part]]
                 yield build_clips(self.crops, indices, self.mean, self.std), self.paddings[part]
 
-    def without_frames(self) -> "PreprocessedVideo":
+    def without_frames(self) -> PreprocessedVideo:
         """The metadata and preview only (what callers keep after the model has run)."""
         return replace(self, clips=None, crops={})
 
@@ -189,5 +188,6 @@ def _crop_needed_frames(path: Path, box: IntBox, clip_indices: list[np.ndarray],
             crops[index] = crop_square(frame, box, config.size)
     missing = needed - crops.keys()
     if missing:  # the file changed or decodes differently the second time
-        raise VideoReadError(f"The video {path} could not be decoded consistently: frame {min(missing)} vanished on re-read.")
+        raise VideoReadError(
+            f"The video {path} could not be decoded consistently: frame {min(missing)} vanished on re-read.")
     return crops, first

@@ -1,6 +1,7 @@
 """Shared by the app tests: launch the real app (in-process or as `python app.py`) with test settings.
 
-Test inputs come from `tests.helpers.video` (noise and long videos, the shipped SAMPLES) and `tests.helpers.predictions`.
+Test inputs come from `tests.helpers.video` (noise and long videos, the shipped SAMPLES) and
+`tests.helpers.predictions`.
 """
 
 from __future__ import annotations

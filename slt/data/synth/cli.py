@@ -13,16 +13,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the synth command."""
     parser.add_argument("out_dir", help="output folder (must be empty unless --overwrite)")
     parser.add_argument("--domain", choices=sorted(PRESETS), default="studio",
-                        help="studio (domain A) or instructional (domain B: other signer, faster, textured background, noise)")
+                        help="studio (domain A) or instructional (domain B: other signer, faster, textured "
+                        "background, noise)")
     parser.add_argument("--n-train", type=int, default=600)
     parser.add_argument("--n-val", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical frames")
     parser.add_argument("--workers", type=int, default=1, help="parallel rendering processes")
     parser.add_argument("--format", choices=FORMATS, default="tsv",
-                        help="tsv: <split>.tsv with header id/video_path/n_frames/translation; ssvp: headerless manifests/<split>.tsv")
+                        help="tsv: <split>.tsv with header id/video_path/n_frames/translation; "
+                        "ssvp: headerless manifests/<split>.tsv")
     parser.add_argument("--split-policy", choices=SPLIT_POLICIES, default="clip",
-                        help="clip: splits share no clip, may share sentences; sentence: val/test sentences never in train")
+                        help="clip: splits share no clip, may share sentences; "
+                        "sentence: val/test sentences never in train")
     parser.add_argument("--speed", type=float, help="signing speed (1 = studio default, 1.3 = instructional default)")
     parser.add_argument("--noise-sigma", type=float, help="camera noise in grey levels")
     parser.add_argument("--min-words", type=int, help="fewest signs per sentence (2..4)")

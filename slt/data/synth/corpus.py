@@ -12,7 +12,6 @@ on the number of workers, and the same seed gives byte-identical frames.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +49,8 @@ def _sentence_pools(grammar: Grammar, rng: np.random.Generator, policy: str) -> 
     order = [grammar.sentences[i] for i in rng.permutation(len(grammar))]
     n_held = max(1, round(0.15 * len(order)))
     if len(order) < 3 * n_held or len(order) < 6:
-        raise CorpusConfigError(f"split policy 'sentence' needs at least 6 distinct sentences; the grammar has {len(order)}")
+        raise CorpusConfigError(
+            f"split policy 'sentence' needs at least 6 distinct sentences; the grammar has {len(order)}")
     test, val, train = order[:n_held], order[n_held:2 * n_held], order[2 * n_held:]
     # A held-out sentence whose signs never occur in train could not be learned: move it to train.
     seen = {g for s in train for g in s.glosses}
@@ -82,7 +82,8 @@ def plan_corpus(spec: DomainSpec, n_train: int, n_val: int, n_test: int, seed: i
     plans: dict[str, list[ClipPlan]] = {}
     for k, split in enumerate(SPLITS):
         sentences = grammar.sample(rng, counts[split], pools[split])
-        plans[split] = [ClipPlan(f"{spec.name}-{split}-{i:05d}", split, s, (seed, k, i)) for i, s in enumerate(sentences)]
+        plans[split] = [ClipPlan(f"{spec.name}-{split}-{i:05d}", split, s, (seed, k, i))
+                        for i, s in enumerate(sentences)]
     return plans
 
 
@@ -136,8 +137,9 @@ def generate_corpus(out_dir: str | os.PathLike, domain: str | DomainSpec = "stud
 
     Layout: ``videos/<id>.mp4``; with fmt="tsv" ``<split>.tsv`` (header ``id video_path n_frames
     translation``, video paths relative to out_dir); with fmt="ssvp" ``manifests/<split>.tsv`` (no header:
-    ``video_name duration caption``: the clip id without extension, duration in frames; video root ``videos/``). Always ``corpus.json``
-    (settings, vocabulary, gestures) and ``<split>.glosses.tsv`` (signed glosses and their frame spans).
+    ``video_name duration caption``: the clip id without extension, duration in frames; video root ``videos/``).
+    Always ``corpus.json`` (settings, vocabulary, gestures) and ``<split>.glosses.tsv`` (signed glosses and their
+    frame spans).
     """
     spec = get_domain(domain, **spec_overrides) if isinstance(domain, str) else domain.replace(**spec_overrides)
     spec.validate()

@@ -8,7 +8,7 @@ own. Shared glosses keep their gesture, but B renders hands with a blue-shifted 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from slt.errors import CorpusConfigError
 
@@ -48,7 +48,7 @@ class DomainSpec:
     min_words: int = 2
     max_words: int = 4
 
-    def replace(self, **changes) -> "DomainSpec":
+    def replace(self, **changes) -> DomainSpec:
         """A copy with some settings changed (checked)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -63,7 +63,8 @@ class DomainSpec:
         if not (96 <= w <= 1024 and 96 <= h <= 1024):
             raise CorpusConfigError(f"frame_size must be within 96..1024 pixels per side, got {w}x{h}")
         if not 40 <= self.face_width <= min(w, h) // 3:
-            raise CorpusConfigError(f"face_width must be in 40..{min(w, h) // 3} px for dlib to find it, got {self.face_width}")
+            raise CorpusConfigError(
+                f"face_width must be in 40..{min(w, h) // 3} px for dlib to find it, got {self.face_width}")
         if not 0.25 <= self.speed <= 4.0:
             raise CorpusConfigError(f"speed must be in 0.25..4, got {self.speed}")
         if not 5 <= self.fps <= 60:

@@ -8,8 +8,8 @@ TOMORROW -> "will"), so the model has to produce fluent English, not just the li
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -32,14 +32,15 @@ def realise(glosses: Sequence[str]) -> str:
     """The English sentence for a gloss sequence of the grammar (e.g. MOTHER EAT APPLE YESTERDAY)."""
     lexemes = [_lookup(g) for g in glosses]
     roles = [lex.role for lex in lexemes]
+    not_a_sentence = f"not a sentence of the grammar (SUBJECT VERB [OBJECT] [ADVERBIAL]): {' '.join(glosses)}"
     if len(lexemes) < 2 or roles[0] != "subject" or roles[1] != "verb":
-        raise CorpusConfigError(f"not a sentence of the grammar (SUBJECT VERB [OBJECT] [ADVERBIAL]): {' '.join(glosses)}")
+        raise CorpusConfigError(not_a_sentence)
     subject, verb, rest = lexemes[0], lexemes[1], lexemes[2:]
     obj = next((lex for lex in rest if lex.role == "object"), None)
     adverbial = next((lex for lex in rest if lex.role == "adverbial"), None)
     expected = [lex for lex in (obj, adverbial) if lex is not None]
     if rest != expected:
-        raise CorpusConfigError(f"not a sentence of the grammar (SUBJECT VERB [OBJECT] [ADVERBIAL]): {' '.join(glosses)}")
+        raise CorpusConfigError(not_a_sentence)
     tense = adverbial.forms[1] if adverbial else "present"
     base, third, past = verb.forms
     if tense == "past":
@@ -68,10 +69,12 @@ class Grammar:
 
     def __init__(self, vocabulary: Iterable[str], min_words: int = 2, max_words: int = 4):
         if not 2 <= min_words <= max_words <= 4:
-            raise CorpusConfigError(f"sentence length must satisfy 2 <= min_words <= max_words <= 4, got {min_words}..{max_words}")
+            raise CorpusConfigError(
+                f"sentence length must satisfy 2 <= min_words <= max_words <= 4, got {min_words}..{max_words}")
         self.vocabulary = tuple(dict.fromkeys(vocabulary))
         lexemes = [_lookup(g) for g in self.vocabulary]
-        by_role = {role: [lex for lex in lexemes if lex.role == role] for role in ("subject", "verb", "object", "adverbial")}
+        by_role = {role: [lex for lex in lexemes if lex.role == role]
+                   for role in ("subject", "verb", "object", "adverbial")}
         if not by_role["subject"] or not by_role["verb"]:
             raise CorpusConfigError("the vocabulary needs at least one subject and one verb")
         vocab = set(self.vocabulary)

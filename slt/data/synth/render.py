@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -166,7 +166,7 @@ def _hands_at(perf: Performance, spec: DomainSpec, frame: int) -> tuple[_Hand, _
         trans = max(2, (end - start) // 4)
         hold = end - start - trans
 
-        def pose(u: float) -> tuple[_Hand, _Hand]:
+        def pose(u: float, g=g) -> tuple[_Hand, _Hand]:  # g bound now: this sign's gesture
             other = _gesture_hand(g, "other", u, spec) if g.two_handed else _rest_hand("other")
             return _gesture_hand(g, "dominant", u, spec), other
 
@@ -189,7 +189,8 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[in
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
 
 
-def _draw_arm_and_hand(canvas: np.ndarray, place: Placement, hand: _Hand, side: str, sleeve: tuple[int, int, int]) -> None:
+def _draw_arm_and_hand(canvas: np.ndarray, place: Placement, hand: _Hand, side: str,
+                       sleeve: tuple[int, int, int]) -> None:
     unit = place.unit
     centre = place.point(hand.x, hand.y)
     sx, sy = SHOULDER[side]
@@ -207,13 +208,15 @@ def _draw_arm_and_hand(canvas: np.ndarray, place: Placement, hand: _Hand, side: 
         a = math.radians(hand.angle + offset)
         base = (cx + 0.6 * radius * math.sin(a), cy - 0.6 * radius * math.cos(a))
         tip = (cx + length * radius * math.sin(a), cy - length * radius * math.cos(a))
-        cv2.line(canvas, tuple(int(round(v)) for v in base), tuple(int(round(v)) for v in tip), finger_colour, finger_thick, cv2.LINE_AA)
+        cv2.line(canvas, tuple(int(round(v)) for v in base), tuple(int(round(v)) for v in tip), finger_colour,
+                 finger_thick, cv2.LINE_AA)
     axes = (max(1, int(round(radius))), max(1, int(round(1.1 * radius))))
     cv2.ellipse(canvas, (int(round(cx)), int(round(cy))), axes, hand.angle, 0, 360, palm_colour, -1, cv2.LINE_AA)
     if hand.shape == "fist":  # folded fingers: a band of the back colour across the top of the palm
         a = math.radians(hand.angle)
         p = (cx - 0.35 * radius * math.sin(-a), cy - 0.35 * radius * math.cos(a))
-        cv2.ellipse(canvas, (int(round(p[0])), int(round(p[1]))), (axes[0], max(1, axes[1] // 3)), hand.angle, 0, 360, finger_colour, -1, cv2.LINE_AA)
+        cv2.ellipse(canvas, (int(round(p[0])), int(round(p[1]))), (axes[0], max(1, axes[1] // 3)), hand.angle, 0, 360,
+                    finger_colour, -1, cv2.LINE_AA)
 
 
 def render_performance(perf: Performance, spec: DomainSpec) -> Iterator[np.ndarray]:

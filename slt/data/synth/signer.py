@@ -108,7 +108,8 @@ def draw_signer(canvas: np.ndarray, signer: str, face_width: int, face_centre: t
     oy = int(round(face_centre[1] - (by0 + by1) / 2))
     placement = Placement((ox + bx0, oy + by0, ox + bx1, oy + by1))
     unit = placement.unit
-    skin = tuple(int(c) for c in np.median(patch.rgb[int(by0 + 0.6 * (by1 - by0)):int(by1), int(bx0 + 0.3 * unit):int(bx1 - 0.3 * unit)].reshape(-1, 3), axis=0))
+    cheek = patch.rgb[int(by0 + 0.6 * (by1 - by0)):int(by1), int(bx0 + 0.3 * unit):int(bx1 - 0.3 * unit)]
+    skin = tuple(int(c) for c in np.median(cheek.reshape(-1, 3), axis=0))
     # Torso: a rounded trapezoid from the shoulders down past the bottom of the frame.
     sx, sy = placement.point(0, 1.35)
     torso = np.array([placement.point(-1.45, 1.75), placement.point(-0.9, 1.3), placement.point(0.9, 1.3),

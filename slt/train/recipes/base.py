@@ -23,10 +23,10 @@ class Recipe(ABC):
     name: str = ""
 
     @abstractmethod
-    def build(self, cfg: "TrainConfig", device: torch.device) -> nn.Module:
+    def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         """Return the trainable module on `device`; every frozen part inside it has requires_grad=False."""
 
-    def param_groups(self, model: nn.Module, cfg: "TrainConfig") -> list[dict]:
+    def param_groups(self, model: nn.Module, cfg: TrainConfig) -> list[dict]:
         """AdamW groups: weight decay only on weights (ndim >= 2), none on biases and norm scales.
 
         Recipes with a pretrained part override `lr_for` to give it `cfg.encoder_lr` (differential lr).
@@ -45,7 +45,7 @@ class Recipe(ABC):
             for (lr, decay), params in groups.items()
         ]
 
-    def lr_for(self, param_name: str, cfg: "TrainConfig") -> float:
+    def lr_for(self, param_name: str, cfg: TrainConfig) -> float:
         """Peak learning rate of one parameter (default: cfg.lr for all)."""
         return cfg.lr
 
@@ -54,14 +54,14 @@ class Recipe(ABC):
         return True
 
     @abstractmethod
-    def loss(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> tuple[Tensor, int]:
+    def loss(self, model: nn.Module, batch: FeatureBatch, cfg: TrainConfig) -> tuple[Tensor, int]:
         """Mean loss over every target token of the batch, and the number of tokens it averages over."""
 
     @abstractmethod
-    def predict(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> list[str]:
+    def predict(self, model: nn.Module, batch: FeatureBatch, cfg: TrainConfig) -> list[str]:
         """Decoded text, one string per batch item, with `cfg.decoding` settings."""
 
-    def on_epoch_start(self, model: nn.Module, epoch: int, cfg: "TrainConfig") -> None:
+    def on_epoch_start(self, model: nn.Module, epoch: int, cfg: TrainConfig) -> None:  # noqa: B027 (optional hook)
         """Hook for progressive unfreezing (epoch is 1-based)."""
 
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:

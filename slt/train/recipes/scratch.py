@@ -27,7 +27,7 @@ SPM_FILE = "target_spm.model"
 EXPORT_FILE = "scratch_translator.pt"
 
 
-def scratch_t5_config(vocab_size: int, cfg: "TrainConfig") -> T5Config:
+def scratch_t5_config(vocab_size: int, cfg: TrainConfig) -> T5Config:
     """A small T5-architecture config from the run's scratch_* sizes."""
     if cfg.scratch_d_model % cfg.scratch_heads:
         raise TrainingError(f"scratch_d_model ({cfg.scratch_d_model}) must be divisible by scratch_heads "
@@ -66,7 +66,7 @@ class ScratchTranslator(Seq2SeqTranslator):
 class ScratchRecipe(Seq2SeqRecipe):
     name = "scratch"
 
-    def build(self, cfg: "TrainConfig", device: torch.device) -> nn.Module:
+    def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         """Train (or reuse, on resume) the run's SentencePiece vocabulary, then a random T5 sized by cfg."""
         from slt.data.features import FeaturesDataset
 

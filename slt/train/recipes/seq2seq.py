@@ -27,7 +27,7 @@ class Seq2SeqTranslator(nn.Module):
     """
 
     t5: nn.Module
-    tokenizer: "TargetTokenizer"
+    tokenizer: TargetTokenizer
 
     def encoder_inputs(self, features: Tensor, padding_mask: Tensor) -> dict[str, Any]:
         """Keyword arguments for `self.t5` / `self.t5.generate` that describe the source side."""
@@ -41,14 +41,14 @@ class Seq2SeqTranslator(nn.Module):
 class Seq2SeqRecipe(Recipe):
     """Loss and decoding for recipes whose module is a `Seq2SeqTranslator`."""
 
-    def loss(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> tuple[Tensor, int]:
+    def loss(self, model: nn.Module, batch: FeatureBatch, cfg: TrainConfig) -> tuple[Tensor, int]:
         labels = unwrap(model).tokenizer.labels(batch.texts, max_len=cfg.decoding.max_len)
         labels = labels.to(batch.features.device)
         logits = model(batch.features, batch.padding_mask, shift_right(labels))
         return token_loss(logits, labels, cfg.label_smoothing)
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, batch: "FeatureBatch", cfg: "TrainConfig") -> list[str]:
+    def predict(self, model: nn.Module, batch: FeatureBatch, cfg: TrainConfig) -> list[str]:
         inner = unwrap(model)
         was_training = inner.training
         inner.eval()

@@ -49,7 +49,8 @@ class SonarFinetuneRecipe(Recipe):
 
         if cfg.unfreeze_signhiera_layers:
             raise TrainingError("unfreeze_signhiera_layers needs training from video; this trainer trains on "
-                                "pre-extracted features (set it to 0, or re-extract features with a fine-tuned SignHiera)")
+                                "pre-extracted features (set it to 0, or re-extract features with a fine-tuned "
+                                "SignHiera)")
         path = Path(cfg.base_encoder) if cfg.base_encoder else _official_encoder_path()
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)

@@ -164,7 +164,7 @@ def _ones_mask(states: Tensor) -> Tensor:
 class T5BridgeRecipe(Seq2SeqRecipe):
     name = "t5-bridge"
 
-    def build(self, cfg: "TrainConfig", device: torch.device) -> nn.Module:
+    def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         """Load the base encoder, build the bridge and the T5 decoder (pretrained or random) and its vocabulary."""
         from slt.models import load_sonar_sign_encoder
 
@@ -208,7 +208,7 @@ class T5BridgeRecipe(Seq2SeqRecipe):
         # t5.encoder.* is the removed T5 encoder's leftover norm; a never-unfrozen SONAR encoder stays out too.
         return not param_name.startswith("t5.encoder.")
 
-    def param_groups(self, model: nn.Module, cfg: "TrainConfig") -> list[dict]:
+    def param_groups(self, model: nn.Module, cfg: TrainConfig) -> list[dict]:
         """Base grouping, minus the SONAR encoder when it is frozen for the whole run (it then never enters
         the optimiser); with `unfreeze_after` it is there from the start with requires_grad=False."""
         frozen_forever = cfg.freeze_encoder and cfg.unfreeze_after is None
@@ -219,13 +219,13 @@ class T5BridgeRecipe(Seq2SeqRecipe):
             groups = [g for g in groups if g["params"]]
         return groups
 
-    def lr_for(self, param_name: str, cfg: "TrainConfig") -> float:
+    def lr_for(self, param_name: str, cfg: TrainConfig) -> float:
         """Differential learning rates: the pretrained encoder gets cfg.encoder_lr (default lr / 5)."""
         if param_name.startswith("encoder."):
             return cfg.encoder_lr if cfg.encoder_lr is not None else cfg.lr / 5
         return cfg.lr
 
-    def on_epoch_start(self, model: nn.Module, epoch: int, cfg: "TrainConfig") -> None:
+    def on_epoch_start(self, model: nn.Module, epoch: int, cfg: TrainConfig) -> None:
         """freeze_encoder keeps the SONAR encoder fixed; with unfreeze_after=N it trains from epoch N+1."""
         encoder = unwrap(model).encoder
         frozen = cfg.freeze_encoder and (cfg.unfreeze_after is None or epoch <= cfg.unfreeze_after)
@@ -278,7 +278,7 @@ def load_t5_bridge(path: str | Path, device: str | torch.device = "cpu") -> T5Br
     return model.to(device).eval()
 
 
-def base_encoder_path(cfg: "TrainConfig") -> Path:
+def base_encoder_path(cfg: TrainConfig) -> Path:
     """cfg.base_encoder, or the official zero-shot encoder (downloaded/cached by slt.registry)."""
     if cfg.base_encoder:
         return Path(cfg.base_encoder)
@@ -287,7 +287,7 @@ def base_encoder_path(cfg: "TrainConfig") -> Path:
     return official_model_set().resolve_file(OFFICIAL_ENCODER)
 
 
-def _train_texts(cfg: "TrainConfig") -> list[str]:
+def _train_texts(cfg: TrainConfig) -> list[str]:
     from slt.data.features import FeaturesDataset
 
     if not cfg.train_features:
