@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from slt.text.backends import fairseq2_available, load_text_decoder  # noqa: E402
-from slt.text.options import DecodingOptions  # noqa: E402
+from slt.text.backends import fairseq2_available, load_text_decoder
+from slt.text.options import DecodingOptions
 
 LANGS = ["eng_Latn", "fra_Latn", "deu_Latn"]
 _SENTENCES = [f"the {a} {n} {v} {w}." for a in ("red", "old", "small", "happy") for n in ("cat", "house", "friend")
