@@ -258,6 +258,7 @@ def test_bad_inputs_are_clear_errors(port):
 
 def test_one_detector_per_device_and_concurrent_calls_agree(port):
     assert get_mmod_detector("cpu") is port
+    assert get_mmod_detector(torch.device("cpu")) is port
     images = [astronaut_head(), *carphone_frames((0, 100))]
     expected = [port.detect([im], 0)[0] for im in images]
     results: dict[int, list] = {}
@@ -302,6 +303,12 @@ def test_importing_and_running_the_port_needs_no_dlib(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_asking_for_cuda_without_it_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the machine without a GPU (tests hide them)
+    with pytest.raises(InvalidArgumentError, match="CUDA is not available"):
+        MMODFaceDetector("cuda")
 
 
 @pytest.mark.cuda
