@@ -331,12 +331,56 @@ def test_checkpoint_conversion_is_strict(demo_bundle_dir, tmp_path):
     for name, (edit, message) in cases.items():
         with pytest.raises(CheckpointError, match=message):
             load_sonar_m2m100(broken(edit, name))
-    legacy = tmp_path / "legacy.pt"
-    torch.save({"model": {"embed_tokens.weight": torch.zeros(4, 4)}}, legacy)
-    with pytest.raises(CheckpointError, match="layout"):
-        load_sonar_m2m100(legacy)
+    unknown = tmp_path / "unknown.pt"
+    torch.save({"model": {"encoder.weight": torch.zeros(4, 4)}}, unknown)
+    with pytest.raises(CheckpointError, match="neither"):
+        load_sonar_m2m100(unknown)
     with pytest.raises(ModelUnavailableError, match="does not exist"):
         load_sonar_m2m100(tmp_path / "nothing.pt")
+
+
+def _legacy_layout(fs2_state: dict) -> dict:
+    """fairseq's layout of a fairseq2-layout decoder state (as Meta's released sonar_text_decoder.pt is stored)."""
+    names = {"self_attn.output_proj": "self_attn.out_proj",
+             "encoder_decoder_attn_layer_norm": "encoder_attn_layer_norm",
+             "encoder_decoder_attn.output_proj": "encoder_attn.out_proj", "encoder_decoder_attn.": "encoder_attn.",
+             "ffn.inner_proj": "fc1", "ffn.output_proj": "fc2", "ffn_layer_norm": "final_layer_norm"}
+    legacy = {"version": torch.tensor([3.0]), "embed_positions._float_tensor": torch.zeros(1)}
+    for key, value in fs2_state.items():
+        if key == "decoder_frontend.embed.weight":
+            legacy["embed_tokens.weight"] = value[[2, 0, 3, 1] + list(range(4, value.shape[0]))]
+        elif key == "final_proj.weight":
+            continue
+        else:
+            key = key.removeprefix("decoder.")
+            for old, new in names.items():
+                key = key.replace(old, new)
+            legacy[key] = value
+    legacy["output_projection.weight"] = legacy["embed_tokens.weight"]
+    return legacy
+
+
+@fairseq2
+def test_legacy_fairseq_checkpoint_converts_as_sonar_space_does(demo_bundle_dir, tmp_path):
+    from sonar.models.sonar_text.checkpoint import _convert_sonar_text_decoder_checkpoint
+
+    from slt.text.hf_decoder import legacy_fairseq_to_fairseq2, load_sonar_m2m100
+
+    raw = torch.load(demo_bundle_dir / "text" / "text_decoder.pt", weights_only=True)
+    legacy = _legacy_layout(raw["model"])
+    copy = {k: v.clone() for k, v in legacy.items()}
+    copy["output_projection.weight"] = copy["embed_tokens.weight"]  # one tensor, as torch.load gives the released file
+    reference = _convert_sonar_text_decoder_checkpoint({"state_dict": copy}, None)
+    ours = legacy_fairseq_to_fairseq2(legacy)
+    assert ours.keys() == reference.keys() == raw["model"].keys()
+    for key, value in reference.items():
+        assert torch.equal(ours[key], value) and torch.equal(value, raw["model"][key]), key
+    # A released-style file ({"state_dict": ...} with fairseq keys) loads straight into the transformers model.
+    torch.save({"state_dict": legacy}, tmp_path / "released_style.pt")
+    model = load_sonar_m2m100(tmp_path / "released_style.pt", raw["config"])
+    expected = load_sonar_m2m100(demo_bundle_dir / "text" / "text_decoder.pt")
+    for key, value in expected.decoder.state_dict().items():
+        assert torch.equal(model.decoder.state_dict()[key], value), key
 
 
 def test_fairseq2_layout_round_trip(demo_bundle_dir, tmp_path):

@@ -240,6 +240,52 @@ def fairseq2_to_m2m100(state: Mapping[str, Tensor], model: SonarM2M100) -> dict[
     return mapped
 
 
+# Meta's released `sonar_text_decoder.pt` is a pre-fairseq2 (fairseq) checkpoint: `{"state_dict": {...}}` with
+# fairseq's key names and the control-token embedding rows in fairseq's order (BOS, PAD, EOS, UNK).
+_LEGACY_LAYER_KEYS = {
+    "self_attn.out_proj": "self_attn.output_proj",
+    "encoder_attn.q_proj": "encoder_decoder_attn.q_proj",
+    "encoder_attn.k_proj": "encoder_decoder_attn.k_proj",
+    "encoder_attn.v_proj": "encoder_decoder_attn.v_proj",
+    "encoder_attn.out_proj": "encoder_decoder_attn.output_proj",
+    "encoder_attn_layer_norm": "encoder_decoder_attn_layer_norm",
+    "fc1": "ffn.inner_proj",
+    "fc2": "ffn.output_proj",
+    "final_layer_norm": "ffn_layer_norm",
+    **{name: name for name in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn_layer_norm")},
+}
+_LEGACY_IGNORED = {"version", "embed_positions._float_tensor"}
+
+
+def legacy_fairseq_to_fairseq2(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """fairseq's SONAR decoder keys -> fairseq2's, as sonar-space's checkpoint converter does: rename, and move the
+    control-token embeddings from (BOS, PAD, EOS, UNK) to the tokenizer's (PAD, UNK, BOS, EOS) rows."""
+    converted: dict[str, Tensor] = {}
+    unused = []
+    layer_key = re.compile(r"layers\.(\d+)\.(.+)\.(weight|bias)$")
+    for key, value in state.items():
+        if key in _LEGACY_IGNORED:
+            continue
+        if key == "embed_tokens.weight":
+            embed = value.clone()
+            embed[[0, 1, 2, 3]] = value[[1, 3, 0, 2]]
+            converted["decoder_frontend.embed.weight"] = embed
+        elif key == "output_projection.weight":
+            if "embed_tokens.weight" in state and not torch.equal(value, state["embed_tokens.weight"]):
+                raise CheckpointError("output_projection.weight differs from embed_tokens.weight; SONAR ties them")
+        elif key in ("layer_norm.weight", "layer_norm.bias"):
+            converted[f"decoder.{key}"] = value
+        elif (match := layer_key.match(key)) and match.group(2) in _LEGACY_LAYER_KEYS:
+            converted[f"decoder.layers.{match.group(1)}.{_LEGACY_LAYER_KEYS[match.group(2)]}.{match.group(3)}"] = value
+        else:
+            unused.append(key)
+    if unused:
+        raise CheckpointError(f"the legacy text decoder checkpoint has keys this architecture ignores: {unused[:8]}")
+    if "decoder_frontend.embed.weight" in converted:
+        converted["final_proj.weight"] = converted["decoder_frontend.embed.weight"]
+    return converted
+
+
 def m2m100_to_fairseq2(model: SonarM2M100) -> dict[str, Tensor]:
     """The inverse of `fairseq2_to_m2m100`: fairseq2's key layout (with the tied `final_proj.weight`)."""
     inverse = {hf: fs2 for fs2, hf in _LAYER_KEYS.items()}
@@ -274,10 +320,14 @@ def load_sonar_m2m100(checkpoint: str | Path, config: Mapping[str, object] | Non
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path} is not a text decoder checkpoint (a {type(raw).__name__})")
     state = raw.get("model", raw)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # Meta's released file: fairseq's layout
+    if isinstance(state, dict) and "embed_tokens.weight" in state:
+        state = legacy_fairseq_to_fairseq2(state)
     if not isinstance(state, dict) or "decoder_frontend.embed.weight" not in state:
         raise CheckpointError(
-            f"{path} is not in fairseq2's SONAR text decoder layout (no 'decoder_frontend.embed.weight'); "
-            "convert legacy fairseq checkpoints with sonar-space first"
+            f"{path} is in neither fairseq2's nor fairseq's SONAR text decoder layout "
+            "(no 'decoder_frontend.embed.weight' or 'embed_tokens.weight')"
         )
     if config is None:
         if not isinstance(raw.get("config"), dict):
