@@ -23,7 +23,8 @@ from slt.models import (
 )
 from slt.models.signhiera import _max_pool_unrolled, _unroll
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "conformance"
+# Key/shape manifests of the released checkpoints (see the README there).
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "released_layouts"
 SMALL_HIERA = SignHieraConfig.tiny(num_frames=8, image_size=64)  # tokens 4x16x16, 2x2 mask units per frame
 SMALL_SONAR = SonarSignEncoderConfig.tiny(input_dim=SMALL_HIERA.feature_dim)
 
