@@ -613,10 +613,10 @@ class MMODFaceDetector:
     Thread-safe: the object holds only read-only weights; each call builds its own tensors. Use
     :func:`get_mmod_detector` to share one instance per device in a process.
 
-    Images too small for the network (the tiled pyramid tensor smaller than the three stride-2 5x5 convs need,
-    i.e. fewer than 7 columns or, with padding, fewer than 7 rows after upsampling) get no detections: dlib
-    raises an error for them instead, but no face can be found there, and a batch of frames should not fail
-    because of one. An 80x80 window at the finest level is the smallest face it finds anyway.
+    Images dlib cannot process get no detections (see docs/MMOD.md, "Tiny images"): narrower than 10 columns
+    after upsampling (dlib's tile layout then falls outside its tensor; it raises or corrupts memory) or with a
+    tiled tensor too small for the three stride-2 convs (fewer than ~7 rows; dlib raises). No face can be found
+    there (the detection window is 80x80 at the finest level), and one such frame must not fail a batch.
     """
 
     def __init__(
@@ -626,7 +626,8 @@ class MMODFaceDetector:
         max_batch_elements: int | None = None,
     ):
         if weights is None:
-            from slt.video.detect import cnn_model_path  # same file dlib's detector loads
+            # Imported here, not at the top: slt.video.detect uses this module (an import cycle otherwise).
+            from slt.video.detect import cnn_model_path  # the same file dlib's detector loads
 
             weights = cnn_model_path()
         self.device = torch.device(device)
