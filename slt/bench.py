@@ -102,8 +102,10 @@ def bench_memory(workdir: Path, seconds: float) -> dict:
 
 def bench_translation(workdir: Path, n_clips: int) -> list[dict]:
     from slt.engine import TranslationEngine
-    from slt.registry import resolve_model_set
+    from slt.registry import build_demo_set, demo_set_built, resolve_model_set
 
+    if not demo_set_built():
+        build_demo_set()  # prints its steps; minutes, once
     model_set = resolve_model_set("demo")
     clips = [write_face_video(workdir / f"t{i}.mp4", seconds=3 + i % 3, size=(320, 240)) for i in range(n_clips)]
     engine = TranslationEngine(model_set, device="cpu", feature_cache_size=0).load()

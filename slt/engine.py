@@ -23,32 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from slt.download import console_progress
 from slt.errors import Cancelled, ModelUnavailableError, TranslationCancelled
-from slt.registry import ModelSet, resolve_model_set
+from slt.modelset import ModelSet
+from slt.runtime import pick_device, pick_dtype
+from slt.text import FLORES200_LANGUAGES, DecodingOptions, validate_languages
+from slt.text.assets import register_asset_file
+from slt.text.backends import load_text_decoder, resolve_backend
+from slt.video import PreprocessConfig, fit_preprocess_to_model, join_clip_features, preprocess_video
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
-    """float32 on CPU (half precision on CPU crashes or crawls); bf16 on GPUs that have it, else fp16."""
-    if isinstance(dtype, torch.dtype):
-        chosen = dtype
-    elif dtype in (None, "auto"):
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        chosen = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-                  "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[str(dtype)]
-    if device.type == "cpu" and chosen != torch.float32:
-        raise ValueError("half precision is only supported on CUDA; use float32 on CPU")
-    return chosen
 
 
 @dataclass
@@ -101,9 +85,6 @@ class TranslationEngine:
         clip_batch_size: int | None = None,
         decoder_backend: str | None = None,
     ):
-        from slt.text.backends import resolve_backend
-        from slt.video import PreprocessConfig
-
         self.model_set = model_set
         # fairseq2 (sonar-space) or transformers; None reads $SLT_DECODER_BACKEND (default auto: fairseq2 when it
         # imports).
@@ -124,13 +105,13 @@ class TranslationEngine:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def shared(cls, model_set: str | ModelSet = "auto", device: str = "auto", **kwargs) -> TranslationEngine:
-        """The process-wide engine for (model set, device): every caller gets the same loaded models."""
-        resolved = resolve_model_set(model_set) if isinstance(model_set, str) else model_set
-        key = (resolved.name, str(pick_device(device)), kwargs.get("decoder_backend"))
+    def shared(cls, model_set: ModelSet, device: str = "auto", **kwargs) -> TranslationEngine:
+        """The process-wide engine for (model set, device, decoder backend): every caller gets the same loaded
+        models. The caller resolves the set (slt.registry); the engine only loads what it is given."""
+        key = (model_set.name, str(pick_device(device)), kwargs.get("decoder_backend"))
         with cls._shared_lock:
             if key not in cls._shared:
-                cls._shared[key] = cls(resolved, device=device, **kwargs)
+                cls._shared[key] = cls(model_set, device=device, **kwargs)
             return cls._shared[key]
 
     @property
@@ -154,6 +135,7 @@ class TranslationEngine:
     def signhiera(self):
         with self._model_lock:
             if self._signhiera is None:
+                # Imported here for start-up time: slt.models loads transformers' T5 (~3 s).
                 from slt.models import load_signhiera
 
                 path = self.model_set.resolve_file(self.model_set.signhiera,
@@ -169,7 +151,7 @@ class TranslationEngine:
                     raise ModelUnavailableError(
                         f"unknown encoder '{label}'; this model set has: {', '.join(self.model_set.encoders)}"
                     )
-                from slt.models import load_sonar_sign_encoder
+                from slt.models import load_sonar_sign_encoder  # here for start-up time, as in `signhiera`
 
                 path = self.model_set.resolve_file(self.model_set.encoders[label],
                                                    progress=self._download_progress(label))
@@ -182,10 +164,8 @@ class TranslationEngine:
     def decoder(self):
         with self._model_lock:
             if self._decoder is None:
-                from slt.text import load_text_decoder
-
-                if self.model_set.prepare_decoder:
-                    self.model_set.prepare_decoder()
+                if self.model_set.asset_cards is not None:
+                    register_asset_file(self.model_set.asset_cards)
                 self._decoder = self._timed_load(
                     "decoder",
                     lambda: load_text_decoder(self.model_set.decoder, self.model_set.tokenizer, device=self.device,
@@ -202,14 +182,10 @@ class TranslationEngine:
         return self
 
     def _download_progress(self, name: str):
-        from slt.download import console_progress
-
         return console_progress(name)
 
     @property
     def languages(self) -> list[str]:
-        from slt.text import FLORES200_LANGUAGES
-
         return list(self.model_set.languages or FLORES200_LANGUAGES)
 
     # ----------------------------------------------------------------- stages
@@ -254,8 +230,6 @@ class TranslationEngine:
         return results
 
     def _run_signhiera(self, pending, config, cancel, progress=None) -> list[VideoFeatures]:
-        from slt.video import join_clip_features, preprocess_video
-
         signhiera = self.signhiera
         outputs: list[list[torch.Tensor]] = [[] for _ in pending]
         metadata, timings = [], []
@@ -315,15 +289,11 @@ class TranslationEngine:
         return embeddings.float()
 
     def decode(self, embeddings: torch.Tensor, languages: Sequence[str], decoding=None) -> dict[str, list[str]]:
-        from slt.text import DecodingOptions
-
         decoder = self.decoder
         with self._model_lock, torch.inference_mode():
             return decoder.decode(embeddings.to(self.device), list(languages), decoding or DecodingOptions())
 
     def validate_languages(self, languages: Iterable[str]) -> list[str]:
-        from slt.text import validate_languages
-
         return validate_languages(languages, supported=self.model_set.languages)
 
     # ----------------------------------------------------------------- the whole path
@@ -396,16 +366,7 @@ class TranslationEngine:
         return results
 
 
-def fit_preprocess_to_model(config, model_config):
-    """The clip length and image size come from the SignHiera checkpoint (128x224 released, smaller when tiny)."""
-    frames, height, _ = model_config.input_size
-    return replace(config, clip_frames=frames, size=height, stride=max(1, frames // 2))
-
-
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise TranslationCancelled("translation cancelled")
 
-
-def default_device_name() -> str:
-    return os.environ.get("SLT_DEVICE", "auto")

@@ -114,3 +114,7 @@ class JobError(SLTError):
 
 class ModelsNotReadyError(SLTError):
     """The app's models failed to load, so requests that need them cannot run."""
+
+
+class DeviceError(InvalidArgumentError, ValueError):
+    """A device or dtype cannot be used here (malformed name, CUDA without a GPU, half precision on the CPU)."""

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from slt.engine import TranslationEngine, pick_dtype
+from slt.engine import TranslationEngine
 from slt.errors import CheckpointError, ModelUnavailableError, NoSignerError, UnknownLanguageError, VideoReadError
 from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
-from slt.registry import ModelSet
+from slt.modelset import ModelSet
+from slt.runtime import pick_dtype
 from slt.video import PreprocessConfig
 from tests.helpers.process import REPO_ROOT
 from tests.helpers.text import TINY_LANGS

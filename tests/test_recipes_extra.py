@@ -285,3 +285,15 @@ def test_scratch_bad_settings_and_exports_fail_clearly(corpus):
         load_t5_bridge(not_export)
     with pytest.raises(CheckpointError, match="not found"):
         load_scratch_translator(corpus["root"] / "missing.pt")
+
+
+def test_every_recipe_name_is_listed_once_and_loads():
+    """`slt.train.config.RECIPES` is the one list of names; each name loads its recipe class, others are refused."""
+    from slt.train.config import RECIPES
+    from slt.train.recipes import Recipe
+
+    for name in RECIPES:
+        recipe = get_recipe(name)
+        assert isinstance(recipe, Recipe) and type(recipe).__name__.lower().startswith(name.replace("-", "")[:5])
+    with pytest.raises(TrainingError, match="Unknown recipe 'nope'"):
+        get_recipe("nope")

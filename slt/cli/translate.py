@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from slt.engine import TranslationEngine
-from slt.registry import MODEL_SETS, resolve_model_set
+from slt.registry import MODEL_SETS, build_demo_set, demo_set_built, pick_model_set, resolve_model_set
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slt.video import PreprocessConfig
 
-    model_set = resolve_model_set(args.model_set)
+    chosen = pick_model_set(args.model_set)
+    if chosen == "demo" and not demo_set_built():
+        build_demo_set()  # first use offline: build the demo set here, printing its steps
+    model_set = resolve_model_set(chosen)
     engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype, decoder_backend=args.decoder_backend)
     labels = []
     for item in args.encoder or model_set.encoders:

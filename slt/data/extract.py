@@ -20,7 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from slt.data.extract_state import (
@@ -40,10 +39,11 @@ from slt.data.extract_state import (
 from slt.data.extract_worker import Prepared, prepared_stream
 from slt.data.manifest import Manifest, ManifestRow, read_manifest
 from slt.data.safe_ids import safe_id
-from slt.engine import fit_preprocess_to_model
-from slt.errors import FeatureExtractionError
+from slt.errors import DeviceError, FeatureExtractionError
 from slt.models import SignHiera, load_signhiera
-from slt.video import PreprocessConfig, join_clip_features
+from slt.modelset import OFFICIAL_SIGNHIERA, demo_dir, official_model_set, read_demo_bundle
+from slt.runtime import DistInfo, barrier, cleanup_distributed, pick_device, setup_distributed
+from slt.video import PreprocessConfig, fit_preprocess_to_model, join_clip_features
 
 
 @dataclass
@@ -77,44 +77,6 @@ class ExtractSummary:
     @property
     def clips_per_s(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-
-def _setup_dist(device: torch.device) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    info = _Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        # Ranks finish their shards at different times; a long timeout keeps the final barrier from firing early.
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=12))
-    return info
-
-
-def _barrier(info: _Dist) -> None:
-    if info.world > 1:
-        dist.barrier()
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise FeatureExtractionError(f"--device {name!r} is not a device name (use auto, cpu, cuda or cuda:N)") \
-            from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FeatureExtractionError(f"--device {name} was asked for, but no CUDA GPU is visible; use --device cpu")
-    return device
 
 
 def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> PreprocessConfig:
@@ -156,21 +118,25 @@ def extract_features(manifest_path: str | os.PathLike, out_dir: str | os.PathLik
     Under torchrun (RANK/WORLD_SIZE set) rank r takes rows i % world == r; otherwise one process does all.
     """
     started = time.perf_counter()
-    device = _pick_device(options.device)
+    try:
+        device = pick_device(options.device)
+    except DeviceError as error:
+        raise FeatureExtractionError(f"--device: {error}") from error
     if device.type == "cuda":
         torch.cuda.set_device(device)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(options.threads)
-    info = _setup_dist(device)
+    # Ranks finish their shards at different times; a long timeout keeps the final barrier from firing early.
+    info = setup_distributed(device, timeout=timedelta(hours=12))
     try:
         return _extract(Path(manifest_path), Path(out_dir), options, device, info, started)
     finally:
         torch.set_num_threads(threads_before)  # callers in the same process keep their setting
-        if info.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        if info.enabled:
+            cleanup_distributed()
 
 
-def _extract(manifest_path: Path, out_dir: Path, options: ExtractOptions, device: torch.device, info: _Dist,
+def _extract(manifest_path: Path, out_dir: Path, options: ExtractOptions, device: torch.device, info: DistInfo,
              started: float) -> ExtractSummary:
     manifest = read_manifest(manifest_path, video_root=options.video_root)
     if not manifest.rows:
@@ -181,27 +147,27 @@ def _extract(manifest_path: Path, out_dir: Path, options: ExtractOptions, device
     feats_dir = out_dir / "feats"
     _prepare_out_dir(out_dir, extraction_config(Path(options.signhiera), preprocess, model.config.feature_dim), info)
 
-    mine = [(i, row) for i, row in enumerate(manifest.rows) if i % info.world == info.rank]
+    mine = [(i, row) for i, row in enumerate(manifest.rows) if i % info.world_size == info.rank]
     done, todo = _split_finished(mine, feats_dir, model.config.feature_dim, options.npy)
     reused = len(done)
-    progress = tqdm(total=len(mine), initial=reused, desc=f"extract rank {info.rank}/{info.world}", unit="clip",
+    progress = tqdm(total=len(mine), initial=reused, desc=f"extract rank {info.rank}/{info.world_size}", unit="clip",
                     position=info.rank, file=sys.stderr, dynamic_ncols=True)
     written, failed = _extract_pending(todo, model, preprocess, feats_dir, options, device, done, progress)
     progress.close()
 
-    write_shard(out_dir, info.rank, info.world, done, failed)
-    _barrier(info)
+    write_shard(out_dir, info.rank, info.world_size, done, failed)
+    barrier(info)
     features_path = None
     if info.rank == 0:
-        features_path, n_done, n_failed = merge_shards(out_dir, info.world, _manifest_failures(manifest))
+        features_path, n_done, n_failed = merge_shards(out_dir, info.world_size, _manifest_failures(manifest))
         print(f"{features_path}: {n_done} clips with features, {n_failed} failed or skipped "
               f"(see {out_dir / 'failures.jsonl'})", file=sys.stderr)
-    _barrier(info)  # no rank exits (and tears down the group) before the merge is written
-    return ExtractSummary(info.rank, info.world, written, reused, len(failed), time.perf_counter() - started,
+    barrier(info)  # no rank exits (and tears down the group) before the merge is written
+    return ExtractSummary(info.rank, info.world_size, written, reused, len(failed), time.perf_counter() - started,
                           features_path)
 
 
-def _prepare_out_dir(out_dir: Path, config: dict, info: _Dist) -> None:
+def _prepare_out_dir(out_dir: Path, config: dict, info: DistInfo) -> None:
     """Refuse a folder made with another config (every rank, before anything is written); rank 0 sets it up."""
     feats_dir = out_dir / "feats"
     has_config = check_config(out_dir, config)
@@ -213,7 +179,7 @@ def _prepare_out_dir(out_dir: Path, config: dict, info: _Dist) -> None:
         remove_stale_temp_files(feats_dir)
         if not has_config:
             write_config(out_dir, config)
-    _barrier(info)
+    barrier(info)
 
 
 def _split_finished(mine: list[tuple[int, ManifestRow]], feats_dir: Path, feature_dim: int,
@@ -262,11 +228,12 @@ def _extract_pending(todo: list[tuple[int, ManifestRow]], model: SignHiera, prep
 
 
 def resolve_signhiera(name_or_path: str) -> Path:
-    """A checkpoint path, or the SignHiera of a named model set (downloaded / built on first use)."""
-    if name_or_path in ("official", "demo"):
-        from slt.registry import resolve_model_set
-
-        model_set = resolve_model_set(name_or_path)
+    """A checkpoint path, or the SignHiera of a named model set: 'official' (downloaded on first use) or 'demo'
+    (which must be built already: this never starts a build)."""
+    if name_or_path == "official":
+        return official_model_set().resolve_file(OFFICIAL_SIGNHIERA)
+    if name_or_path == "demo":
+        model_set = read_demo_bundle(demo_dir()).model_set()
         return model_set.resolve_file(model_set.signhiera)
     return Path(name_or_path)
 
@@ -278,7 +245,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (resumed when it exists)")
     parser.add_argument("--signhiera", required=True,
                         help="SignHiera checkpoint (.pth/.pt), or a model set's: 'official' (downloaded on first "
-                        "use) or 'demo'")
+                        "use) or 'demo' (built by `python -m slt demo build`)")
     parser.add_argument("--video-root", type=Path, default=None, help="folder that relative video paths are in "
                         "(default: the manifest's folder)")
     parser.add_argument("--detector", choices=("cnn", "hog"), default="cnn",

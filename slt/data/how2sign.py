@@ -7,16 +7,18 @@ With ``cut_clips=False`` the clips already exist as ``<video_dir>/<SENTENCE_NAME
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from slt.data.clip_cut import cut_segments, frame_count
 from slt.data.manifest import VIDEO_SUFFIXES, ManifestReport, ManifestRow, SkippedRow, write_manifest
 from slt.data.safe_ids import safe_id
-from slt.errors import ManifestError
+from slt.errors import ManifestError, SLTError
 from slt.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -162,11 +164,6 @@ def _write_outputs(csv_path: Path, out_dir: Path, rows: list[ManifestRow], repor
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m slt.data.how2sign CSV VIDEO_DIR OUT_DIR [--no-cut] [--strict]`: convert, print the manifest path."""
-    import argparse
-    import sys
-
-    from slt.errors import SLTError
-
     parser = argparse.ArgumentParser(prog="python -m slt.data.how2sign", description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="How2Sign annotation file (e.g. how2sign_realigned_val.csv)")
     parser.add_argument("video_dir", type=Path, help="source videos (VIDEO_NAME.mp4), or clips with --no-cut")

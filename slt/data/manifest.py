@@ -274,11 +274,3 @@ def write_manifest(rows: Iterable[ManifestRow], path: str | os.PathLike) -> Path
                                 n_frames, _check_field(row.translation, "the translation", row.id)]))
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
-
-def __getattr__(name: str):
-    # convert_how2sign lives in slt.data.how2sign (it needs OpenCV); exposed here lazily to avoid an import cycle.
-    if name == "convert_how2sign":
-        from slt.data.how2sign import convert_how2sign
-
-        return convert_how2sign
-    raise AttributeError(name)

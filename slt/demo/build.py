@@ -22,7 +22,23 @@ from pathlib import Path
 
 import torch
 
-from slt.demo.bundle import BUNDLE_FILE
+from slt.data.extract import ExtractOptions, extract_features
+from slt.data.features import FeaturesDataset
+from slt.data.manifest import read_manifest
+from slt.data.synth.corpus import generate_corpus
+from slt.demo.evaluate import evaluate_demo, format_table
+from slt.models import (
+    SignHiera,
+    SignHieraConfig,
+    SonarSignEncoder,
+    SonarSignEncoderConfig,
+    load_signhiera,
+    save_model_checkpoint,
+)
+from slt.modelset import DemoBundle
+from slt.text import DecodingOptions, pretrain_text_decoder
+from slt.train.config import TrainConfig
+from slt.train.trainer import Trainer
 from slt.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -120,44 +136,28 @@ def _build(root: Path, recipe: DemoRecipe, force: bool) -> Path:
         recipe.epochs_b, recipe.lr_b, recipe))
     shutil.copyfile(fine_tuned, root / "encoder_fine_tuned.pt")
 
-    spec = {
-        "description": "Offline demo model set: tiny SignHiera + tiny SONAR-style decoder; 'zero-shot' encoder "
-                       "trained on the synthetic 'studio' domain, 'fine-tuned' encoder adapted to the 'instructional' "
-                       "domain (decoder frozen).",
-        "decoder": decoder_name,
-        "tokenizer": tokenizer_name,
-        "languages": LANGUAGES,
-        "detector": "hog",
-        "files": {
-            "signhiera": "signhiera.pt",
-            "encoder_zero_shot": "encoder_zero_shot.pt",
-            "encoder_fine_tuned": "encoder_fine_tuned.pt",
-            "decoder_cards": str(text_paths["cards"].relative_to(root)),
-            "text_decoder": str(text_paths["decoder"].relative_to(root)),
-            "tokenizer": str(text_paths["tokenizer"].relative_to(root)),
-        },
-        "corpora": {name: {split: str(path.relative_to(root)) for split, path in splits.items()}
-                    for name, splits in corpora.items()},
-        "features": {name: {split: str(path.relative_to(root)) for split, path in splits.items()}
-                     for name, splits in features.items()},
-        "recipe": asdict(recipe),
-        "build_seconds": timings,
-    }
-    bundle_path = atomic_write_json(root / BUNDLE_FILE, spec)
-    from slt.demo.evaluate import evaluate_demo, format_table
-
+    bundle = DemoBundle(
+        root=root,
+        description="Offline demo model set: tiny SignHiera + tiny SONAR-style decoder; 'zero-shot' encoder trained "
+                    "on the synthetic 'studio' domain, 'fine-tuned' encoder adapted to the 'instructional' domain "
+                    "(decoder frozen).",
+        decoder=decoder_name, tokenizer=tokenizer_name, languages=LANGUAGES, detector="hog",
+        files={"signhiera": root / "signhiera.pt", "encoder_zero_shot": root / "encoder_zero_shot.pt",
+               "encoder_fine_tuned": root / "encoder_fine_tuned.pt", "decoder_cards": text_paths["cards"],
+               "text_decoder": text_paths["decoder"], "tokenizer": text_paths["tokenizer"]},
+        corpora=corpora, features=features, recipe=asdict(recipe), build_seconds=timings,
+    )
+    bundle_path = bundle.write()
     table = timed("evaluation on held-out domain-B clips (from video)", lambda: evaluate_demo(root))
-    spec["build_seconds"] = timings
-    spec["evaluation"] = table
-    atomic_write_json(bundle_path, spec)
-    atomic_write_text(root / "CARD.md", _card(spec, format_table(table), time.perf_counter() - started))
+    bundle.build_seconds = timings
+    bundle.evaluation = table
+    bundle.write()
+    atomic_write_text(root / "CARD.md", _card(bundle.to_json(), format_table(table), time.perf_counter() - started))
     print(format_table(table))
     return bundle_path
 
 
 def _corpora(work: Path, recipe: DemoRecipe) -> dict[str, dict[str, Path]]:
-    from slt.data.synth.corpus import generate_corpus
-
     out = {}
     for name, domain, sizes, seed, overrides in (
         ("A", "studio", (recipe.n_train_a, recipe.n_val_a, recipe.n_test_a), recipe.seed, {}),
@@ -175,8 +175,6 @@ def _corpora(work: Path, recipe: DemoRecipe) -> dict[str, dict[str, Path]]:
 
 
 def _signhiera(path: Path, recipe: DemoRecipe) -> Path:
-    from slt.models import SignHiera, SignHieraConfig, save_model_checkpoint
-
     torch.manual_seed(recipe.seed)
     model = SignHiera(SignHieraConfig.tiny(embed_dim=recipe.signhiera_embed_dim,
                                            image_size=recipe.signhiera_image_size))
@@ -185,14 +183,10 @@ def _signhiera(path: Path, recipe: DemoRecipe) -> Path:
 
 
 def _feature_dim(signhiera_path: Path) -> int:
-    from slt.models import load_signhiera
-
     return load_signhiera(signhiera_path).config.feature_dim
 
 
 def _features(work: Path, corpora: dict, signhiera_path: Path, recipe: DemoRecipe) -> dict[str, dict[str, Path]]:
-    from slt.data.extract import ExtractOptions, extract_features
-
     out: dict[str, dict[str, Path]] = {}
     for name, splits in corpora.items():
         out[name] = {}
@@ -205,9 +199,6 @@ def _features(work: Path, corpora: dict, signhiera_path: Path, recipe: DemoRecip
 
 
 def _text_decoder(folder: Path, corpora: dict, recipe: DemoRecipe):
-    from slt.data.manifest import read_manifest
-    from slt.text import pretrain_text_decoder
-
     # The decoder is "pretrained" on every sentence of both grammars' corpora, as SONAR's decoder was trained on
     # far more text than any sign-language data set holds.
     sentences = sorted({row.translation for splits in corpora.values() for path in splits.values()
@@ -218,9 +209,6 @@ def _text_decoder(folder: Path, corpora: dict, recipe: DemoRecipe):
 
 def _random_encoder(path: Path, feature_dim: int, train_features: Path, recipe: DemoRecipe) -> Path:
     """A fresh tiny encoder whose input projection is initialised from the training features' statistics."""
-    from slt.data.features import FeaturesDataset
-    from slt.models import SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
-
     torch.manual_seed(recipe.seed)
     config = SonarSignEncoderConfig.tiny(input_dim=feature_dim, d_model=recipe.encoder_d_model,
                                          output_dim=recipe.model_dim, num_layers=recipe.encoder_layers)
@@ -233,9 +221,6 @@ def _random_encoder(path: Path, feature_dim: int, train_features: Path, recipe: 
 
 def _train(run_dir: Path, domain: str, features: dict[str, Path], base: Path, decoder: str, tokenizer: str,
            epochs: int, lr: float, recipe: DemoRecipe) -> Path:
-    from slt.train.config import DecodingConfig, TrainConfig
-    from slt.train.trainer import Trainer
-
     exported = run_dir / "encoder.pt"
     if exported.exists() and (run_dir / "status.json").exists() and \
             json.loads((run_dir / "status.json").read_text()).get("state") == "finished":
@@ -247,7 +232,7 @@ def _train(run_dir: Path, domain: str, features: dict[str, Path], base: Path, de
         run_dir=str(run_dir), base_encoder=str(base), decoder=decoder, tokenizer=tokenizer, epochs=epochs,
         batch_size=recipe.batch_size, lr=lr, warmup_epochs=1.0, label_smoothing=recipe.label_smoothing,
         dropout=recipe.dropout, seed=recipe.seed,
-        device="cpu", decoding=DecodingConfig(beam_size=2, max_len=32), early_stop_patience=epochs,
+        device="cpu", decoding=DecodingOptions(beam_size=2, max_len=32), early_stop_patience=epochs,
     )
     Trainer(cfg).fit()
     return exported

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 
-from slt.registry import demo_dir
+from slt.modelset import demo_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    # Imported here for start-up time: building pulls in the data and training code.
     from slt.demo.build import DemoRecipe, build
     from slt.demo.evaluate import evaluate_demo, format_table
 

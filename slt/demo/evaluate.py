@@ -12,7 +12,8 @@ from pathlib import Path
 import sacrebleu
 
 from slt.data.manifest import read_manifest
-from slt.demo.bundle import BUNDLE_FILE, load_model_set
+from slt.engine import TranslationEngine
+from slt.modelset import read_demo_bundle
 
 
 def _most_common_training_sentence(manifest: Path) -> str:
@@ -22,16 +23,11 @@ def _most_common_training_sentence(manifest: Path) -> str:
 
 def evaluate_demo(root: Path, batch_size: int = 16) -> list[dict]:
     """Rows of {domain, system, bleu, chrf, n, unique_predictions}: both encoders and the baseline, per test domain."""
-    import json
-
-    from slt.engine import TranslationEngine
-
-    root = Path(root)
-    spec = json.loads((root / BUNDLE_FILE).read_text())
-    engine = TranslationEngine(load_model_set(root), device="cpu")
+    bundle = read_demo_bundle(Path(root))
+    engine = TranslationEngine(bundle.model_set(), device="cpu")
     rows = []
     for domain, label in (("B", "instructional (domain B, the fine-tuning target)"), ("A", "studio (domain A)")):
-        test = read_manifest(root / spec["corpora"][domain]["test"])
+        test = read_manifest(bundle.corpora[domain]["test"])
         references = [row.translation for row in test.rows]
         predictions: dict[str, list[str]] = {name: [] for name in engine.encoder_names}
         for first in range(0, len(test.rows), batch_size):
@@ -39,7 +35,7 @@ def evaluate_demo(root: Path, batch_size: int = 16) -> list[dict]:
             for result in engine.translate_batch(chunk, ["eng_Latn"]):
                 for name in predictions:
                     predictions[name].append(result.translations[name]["eng_Latn"])
-        baseline = _most_common_training_sentence(root / spec["corpora"][domain]["train"])
+        baseline = _most_common_training_sentence(bundle.corpora[domain]["train"])
         predictions["ignore-the-video baseline"] = [baseline] * len(references)
         for system, hyps in predictions.items():
             rows.append({

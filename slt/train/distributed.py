@@ -1,48 +1,15 @@
-"""torch.distributed helpers: set up from torchrun's environment, reduce scalars, agree on stop flags.
+"""Collectives the trainer needs across torchrun's ranks: sum a few scalars, take rank 0's values.
 
-A single process (no WORLD_SIZE in the environment) runs without any process group.
+Joining and leaving the process group, and the rank information, are in :mod:`slt.runtime`; in a single
+process (no WORLD_SIZE in the environment) both functions return their input.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import timedelta
-
 import torch
 import torch.distributed as dist
 
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_kind: str) -> DistInfo:
-    """Init the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        backend = "nccl" if device_kind == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=timedelta(minutes=60))
-    return info
-
-
-def cleanup_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+from slt.runtime import DistInfo
 
 
 def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
@@ -61,8 +28,3 @@ def broadcast_floats(values: list[float], info: DistInfo, device: torch.device) 
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.broadcast(tensor, src=0)
     return tensor.tolist()
-
-
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()

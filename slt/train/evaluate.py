@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from slt.errors import FeatureExtractionError, ManifestError, TrainingError
+from slt.runtime import pick_device
 from slt.train.config import TrainConfig, add_config_arguments, config_from_args
 from slt.utils.io import atomic_write_json, atomic_write_text
 
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     from slt.data.features import FeaturesDataset
     from slt.train.recipes import get_recipe
-    from slt.train.trainer import evaluate_split, resolve_device
+    from slt.train.trainer import evaluate_split
 
     base = None
     if args.run:
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = features_manifest_by_extraction(manifest, Path(args.signhiera), out / f"features_{args.split_name}",
                                                    args.detector, args.extract_workers, cfg.device)
     dataset = FeaturesDataset(manifest, cfg.max_samples)
-    device = resolve_device(cfg.device)
+    device = pick_device(cfg.device)
     recipe = get_recipe(cfg.recipe)
     model = recipe.build(cfg, device)
     scores = evaluate_split(recipe, model, dataset, cfg, device)

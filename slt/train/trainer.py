@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from slt.data.features import FeatureBatch, FeaturesDataset, collate_features
 from slt.errors import TrainingError
+from slt.runtime import barrier, cleanup_distributed, pick_device, seed_everything, setup_distributed
 from slt.train import distributed as D
 from slt.train.checkpoint import load_training_state, save_training_state, set_rng_state
 from slt.train.config import TrainConfig
@@ -36,25 +37,6 @@ from slt.train.sampling import epoch_batches
 from slt.train.schedule import WarmupSchedule
 
 log = logging.getLogger("slt.train")
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> this rank's CUDA device if there is one, else CPU."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @dataclass
@@ -102,9 +84,8 @@ class Trainer:
         self.on_evaluated = on_evaluated
         if not cfg.train_features or not cfg.val_features:
             raise TrainingError("train_features and val_features (features manifest paths) are required")
-        self.dist = D.setup_distributed("cuda" if cfg.device.startswith("cuda") or
-                                        (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
-        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        self.device = pick_device(cfg.device)  # under torchrun: this rank's GPU
+        self.dist = setup_distributed(self.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.run = RunDir(cfg.run_dir, enabled=self.dist.is_main)
@@ -265,10 +246,10 @@ class Trainer:
         so no gloo worker thread still releases a Python-owned tensor while the group is destroyed (that races
         for the GIL and can hang the process at exit)."""
         if self.dist.enabled and clean:
-            D.barrier(self.dist)
+            barrier(self.dist)
         self.ddp_model = getattr(self, "model", None)
         gc.collect()
-        D.cleanup_distributed()
+        cleanup_distributed()
 
     def _summary(self) -> dict[str, Any]:
         p = self.progress

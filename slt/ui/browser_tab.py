@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from analysis import (
 )
 from analysis.metrics import sentence_scores
 from slt.data.manifest import read_manifest
-from slt.demo.bundle import BUNDLE_FILE
-from slt.errors import InvalidArgumentError, ManifestError
+from slt.errors import InvalidArgumentError, ManifestError, ModelUnavailableError
+from slt.modelset import read_demo_bundle
 from slt.ui.common import markdown_text, user_errors
 from slt.ui.limits import check_allowed_path
 from slt.ui.media import browser_playable
@@ -68,9 +67,8 @@ class VideoIndex:
     def for_settings(cls, samples_dir: Path, demo_root: Path) -> VideoIndex:
         manifests = [samples_dir / "samples.tsv"]
         try:
-            spec = json.loads((demo_root / BUNDLE_FILE).read_text())
-            manifests += [demo_root / rel for splits in spec.get("corpora", {}).values() for rel in splits.values()]
-        except (OSError, json.JSONDecodeError):
+            manifests += [path for splits in read_demo_bundle(demo_root).corpora.values() for path in splits.values()]
+        except ModelUnavailableError:
             pass  # no demo set: only the shipped samples have videos
         return cls(manifests)
 

@@ -7,7 +7,6 @@ one batched call per batch. Results are cached per (model set, split file, encod
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from slt.data.features import FeaturesDataset
-from slt.demo.bundle import BUNDLE_FILE
+from slt.errors import ModelUnavailableError
+from slt.modelset import read_demo_bundle
 
 _DOMAINS = {"A": "studio (domain A)", "B": "instructional (domain B, the fine-tuning target)"}
 
@@ -25,15 +25,15 @@ def evaluation_splits(model_set_name: str, demo_root: Path) -> dict[str, Path]:
     if model_set_name != "demo":
         return {}
     try:
-        spec = json.loads((Path(demo_root) / BUNDLE_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        bundle = read_demo_bundle(Path(demo_root))
+    except ModelUnavailableError:
         return {}
     splits: dict[str, Path] = {}
     for split in ("test", "val"):
         for domain in ("B", "A"):
-            rel = spec.get("features", {}).get(domain, {}).get(split)
-            if rel and (Path(demo_root) / rel).is_file():
-                splits[f"{split} · {_DOMAINS[domain]}"] = Path(demo_root) / rel
+            path = bundle.features.get(domain, {}).get(split)
+            if path and path.is_file():
+                splits[f"{split} · {_DOMAINS[domain]}"] = path
     return splits
 
 

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from slt.errors import ModelsNotReadyError, ModelUnavailableError, SLTError
-from slt.registry import RemoteFile, resolve_model_set
+from slt.download import RemoteFile
+from slt.errors import ModelsNotReadyError, SLTError
+from slt.registry import build_demo_set, demo_set_built, pick_model_set, resolve_model_set
 from slt.ui.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,12 @@ class ModelLoader:
         try:
             name = self.settings.model_set
             self._set("resolving", f"finding model set '{name}'", 0.02)
-            try:
-                model_set = resolve_model_set(name, build_demo=False)
-            except ModelUnavailableError:
-                if name == "official":
-                    raise
+            chosen = pick_model_set(name)
+            if chosen == "demo" and not demo_set_built():
                 self._set("building", "building the offline demo model set (first start only; a few minutes on a CPU)",
                           0.05)
-                model_set = resolve_model_set(name, build_demo=True)
+                build_demo_set()
+            model_set = resolve_model_set(chosen)
             files = list(model_set.files().items())
             for index, (role, source) in enumerate(files):
                 if isinstance(source, RemoteFile):

@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.collapse import read_metrics_log
-from slt.demo.bundle import BUNDLE_FILE
+from slt.errors import ModelUnavailableError
+from slt.modelset import read_demo_bundle
 from slt.train.config import RECIPES, DecodingConfig, TrainConfig
 from slt.ui.common import redact_paths, user_errors
 from slt.ui.limits import check_admin, check_allowed_path, is_admin
@@ -27,17 +28,17 @@ LOCKED_NO_TOKEN = ("🔒 **Training is locked.** This app is reachable from othe
 def default_fields(demo_root: Path) -> dict:
     """Form defaults: the demo set's domain-B features and zero-shot encoder, so a tiny real run works offline."""
     try:
-        spec = json.loads((demo_root / BUNDLE_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        bundle = read_demo_bundle(demo_root)
+    except ModelUnavailableError:
         return {"train_features": "", "val_features": "", "base_encoder": "", "decoder": TrainConfig.decoder,
                 "tokenizer": TrainConfig.tokenizer, "asset_cards": ""}
-    features = spec.get("features", {}).get("B", {})
+    features = bundle.features.get("B", {})
     return {
-        "train_features": str(demo_root / features.get("train", "")) if features.get("train") else "",
-        "val_features": str(demo_root / features.get("val", "")) if features.get("val") else "",
-        "base_encoder": str(demo_root / spec["files"]["encoder_zero_shot"]),
-        "decoder": spec["decoder"], "tokenizer": spec["tokenizer"],
-        "asset_cards": str(demo_root / spec["files"]["decoder_cards"]),
+        "train_features": str(features["train"]) if "train" in features else "",
+        "val_features": str(features["val"]) if "val" in features else "",
+        "base_encoder": str(bundle.files["encoder_zero_shot"]),
+        "decoder": bundle.decoder, "tokenizer": bundle.tokenizer,
+        "asset_cards": str(bundle.files["decoder_cards"]),
     }
 
 

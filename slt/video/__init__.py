@@ -2,7 +2,7 @@
 normalised clips for SignHiera (see PIPELINE.md "Preprocessing")."""
 
 from slt.video.clips import clip_frame_indices, join_clip_features
-from slt.video.config import PreprocessConfig
+from slt.video.config import PreprocessConfig, fit_preprocess_to_model
 from slt.video.decode import VideoInfo, probe_video
 from slt.video.pipeline import PreprocessedVideo, preprocess_video
 
@@ -11,6 +11,7 @@ __all__ = [
     "PreprocessedVideo",
     "VideoInfo",
     "clip_frame_indices",
+    "fit_preprocess_to_model",
     "join_clip_features",
     "preprocess_video",
     "probe_video",

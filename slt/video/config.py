@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slt.errors import PreprocessConfigError
 from slt.video.detect import DETECTORS
@@ -56,3 +56,11 @@ class PreprocessConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise PreprocessConfigError(f"PreprocessConfig.{name} must be positive or None, got {value!r}.")
+
+
+def fit_preprocess_to_model(config: PreprocessConfig, model_config) -> PreprocessConfig:
+    """`config` with the clip length and image size of a SignHiera checkpoint (`model_config.input_size`:
+    128x224 for the released model, smaller when tiny) and 50 % clip overlap. The engine and feature extraction
+    both fit through here, so features made for training match those seen at inference."""
+    frames, height, _ = model_config.input_size
+    return replace(config, clip_frames=frames, size=height, stride=max(1, frames // 2))

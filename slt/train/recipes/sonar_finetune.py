@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from slt.data.features import FeatureBatch
 from slt.errors import TrainingError
+from slt.modelset import official_encoder_path
 from slt.train.config import TrainConfig, decoding_options
 from slt.train.recipes.base import Recipe, unwrap
 
@@ -51,7 +52,7 @@ class SonarFinetuneRecipe(Recipe):
             raise TrainingError("unfreeze_signhiera_layers needs training from video; this trainer trains on "
                                 "pre-extracted features (set it to 0, or re-extract features with a fine-tuned "
                                 "SignHiera)")
-        path = Path(cfg.base_encoder) if cfg.base_encoder else _official_encoder_path()
+        path = Path(cfg.base_encoder) if cfg.base_encoder else official_encoder_path()
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)
         if cfg.asset_cards:
@@ -114,12 +115,6 @@ class SonarFinetuneRecipe(Recipe):
         path = Path(run_dir) / "encoder.pt"
         save_model_checkpoint(module.encoder, path)
         return {"encoder": path}
-
-
-def _official_encoder_path() -> Path:
-    from slt.registry import OFFICIAL_ENCODER, official_model_set
-
-    return official_model_set().resolve_file(OFFICIAL_ENCODER)
 
 
 def _output_dim(encoder: nn.Module) -> int | None:

@@ -22,6 +22,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
 from slt.errors import CheckpointError, ModelUnavailableError, TrainingError
+from slt.modelset import official_encoder_path
 from slt.train.recipes.base import unwrap
 from slt.train.recipes.seq2seq import Seq2SeqRecipe, Seq2SeqTranslator
 from slt.train.recipes.target_spm import EOS_ID, PAD_ID, TargetTokenizer, ensure_target_spm
@@ -279,12 +280,8 @@ def load_t5_bridge(path: str | Path, device: str | torch.device = "cpu") -> T5Br
 
 
 def base_encoder_path(cfg: TrainConfig) -> Path:
-    """cfg.base_encoder, or the official zero-shot encoder (downloaded/cached by slt.registry)."""
-    if cfg.base_encoder:
-        return Path(cfg.base_encoder)
-    from slt.registry import OFFICIAL_ENCODER, official_model_set
-
-    return official_model_set().resolve_file(OFFICIAL_ENCODER)
+    """cfg.base_encoder, or the official zero-shot encoder (downloaded on first use)."""
+    return Path(cfg.base_encoder) if cfg.base_encoder else official_encoder_path()
 
 
 def _train_texts(cfg: TrainConfig) -> list[str]:

@@ -1,0 +1,107 @@
+"""Where and how models run: device, dtype, the torchrun process group, seeding.
+
+The engine, the trainer and feature extraction all choose their device here, so `--device auto` means the same
+everywhere: this process's CUDA device when a GPU is visible (``cuda:$LOCAL_RANK`` under torchrun), else the
+CPU. Under torchrun (``WORLD_SIZE`` > 1 in the environment) the process group uses nccl on CUDA and gloo on CPU;
+a single process runs without one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from slt.errors import DeviceError
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place among torchrun's processes (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0  # index of this process on its machine: its GPU
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (a single process when WORLD_SIZE is unset or 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    return DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """'auto' -> this process's GPU (`local_rank`, default $LOCAL_RANK or 0) when CUDA is available, else the CPU;
+    'cpu', 'cuda', 'cuda:N' as asked. A malformed name, or CUDA asked for without a visible GPU, is a DeviceError."""
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if local_rank is None else local_rank)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceError(f"device {name!r} is not a device name (use auto, cpu, cuda or cuda:N)") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name!r} was asked for, but no CUDA GPU is visible; use cpu")
+    return device
+
+
+def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """float32 on CPU (half precision on CPU crashes or crawls); bf16 on GPUs that have it, else fp16."""
+    if isinstance(dtype, torch.dtype):
+        chosen = dtype
+    elif dtype in (None, "auto"):
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif str(dtype) in _DTYPES:
+        chosen = _DTYPES[str(dtype)]
+    else:
+        raise DeviceError(f"unknown dtype {dtype!r}; use auto, {', '.join(_DTYPES)}")
+    if device.type == "cpu" and chosen != torch.float32:
+        raise DeviceError("half precision is only supported on CUDA; use float32 on CPU")
+    return chosen
+
+
+def setup_distributed(device: torch.device, timeout: timedelta = timedelta(minutes=60)) -> DistInfo:
+    """Join torchrun's process group (nccl on CUDA, gloo on CPU) when launched by torchrun; a no-op otherwise.
+    `timeout` bounds how long a collective (e.g. a barrier) waits for the slowest rank."""
+    info = dist_info()
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
+    return info
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (CUDA's too, through torch.manual_seed)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
