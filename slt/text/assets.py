@@ -330,13 +330,38 @@ def _local_file(uri: object, name: str, kind: str) -> Path:
     raise ModelUnavailableError(f"asset '{name}' names its {kind} as {uri!r}, which is neither a file nor a URL")
 
 
+# sonar-space's SONAR text decoder architectures (fairseq2 field names); a card names one and may override fields.
+BASE_ARCHS: dict[str, dict[str, object]] = {
+    "basic": {"model_dim": 1024, "max_seq_len": 512, "vocab_info": {"size": 256206, "pad_idx": 1},
+              "activation_fn": "ReLU", "no_scale_embedding": False, "num_encoder_attn_heads": 16,
+              "num_decoder_layers": 24, "ffn_inner_dim": 8192, "input_dim": None},
+    "toy": {"model_dim": 32, "max_seq_len": 512, "vocab_info": {"size": 1024, "pad_idx": 1},
+            "activation_fn": "ReLU", "no_scale_embedding": False, "num_encoder_attn_heads": 4,
+            "num_decoder_layers": 2, "ffn_inner_dim": 128, "input_dim": None},
+}
+
+
+def resolve_arch_config(arch: str, overrides: Mapping[str, object] | None) -> dict[str, object]:
+    """sonar-space's `arch` with a card's `_set_` overrides applied (vocab_info merged field by field)."""
+    if arch not in BASE_ARCHS:
+        raise ModelUnavailableError(
+            f"unknown SONAR text decoder architecture '{arch}' (known: {', '.join(BASE_ARCHS)})"
+        )
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE_ARCHS[arch].items()}
+    for key, value in (overrides or {}).items():
+        if key == "vocab_info" and isinstance(value, Mapping):
+            config["vocab_info"] = {**config["vocab_info"], **value}  # type: ignore[dict-item]
+        else:
+            config[key] = value
+    return config
+
+
 def resolve_text_assets(decoder: str, tokenizer: str) -> TextAssets:
     """Files, languages and architecture of a decoder/tokenizer pair from the registered cards (no fairseq2).
 
     Local cards (`register_asset_file`) point at files; the official names download into the SLT cache
     (`$SLT_CACHE_DIR/sonar_text`) on first use, or fail clearly offline.
     """
-    from slt.text.hf_decoder import resolve_arch_config
     from slt.text.languages import FLORES200_LANGUAGES
 
     decoder_card = _card(decoder, "text decoder")

@@ -69,16 +69,6 @@ _LAYER_KEYS = {
 _ACTIVATIONS = {"ReLU": "relu", "GELU": "gelu", "SiLU": "silu", "Tanh": "tanh"}
 
 # sonar-space's named architectures (the fields this decoder uses), which local cards override with `_set_`.
-BASE_ARCHS: dict[str, dict[str, object]] = {
-    "basic": {"model_dim": 1024, "max_seq_len": 512, "vocab_info": {"size": 256206, "pad_idx": 1},
-              "activation_fn": "ReLU", "no_scale_embedding": False, "num_encoder_attn_heads": 16,
-              "num_decoder_layers": 24, "ffn_inner_dim": 8192, "input_dim": None},
-    "toy": {"model_dim": 32, "max_seq_len": 512, "vocab_info": {"size": 1024, "pad_idx": 1},
-            "activation_fn": "ReLU", "no_scale_embedding": False, "num_encoder_attn_heads": 4,
-            "num_decoder_layers": 2, "ffn_inner_dim": 128, "input_dim": None},
-}
-
-
 def fs2_position_table(max_seq_len: int, dim: int, pad_idx: int | None) -> Tensor:
     """[max_seq_len + 1, dim] float32: row 0 zeros (padding), row 1 + i the encoding of token i.
 
@@ -113,21 +103,6 @@ class Fairseq2Positions(nn.Module):
         if end > self.max_seq_len:
             raise InvalidArgumentError(f"the decoder handles at most {self.max_seq_len} positions, got {end}")
         return self.table[1 + past_key_values_length : 1 + end].unsqueeze(0)  # [1, S, D]
-
-
-def resolve_arch_config(arch: str, overrides: Mapping[str, object] | None) -> dict[str, object]:
-    """sonar-space's `arch` with a card's `_set_` overrides applied (vocab_info merged field by field)."""
-    if arch not in BASE_ARCHS:
-        raise ModelUnavailableError(
-            f"unknown SONAR text decoder architecture '{arch}' (known: {', '.join(BASE_ARCHS)})"
-        )
-    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in BASE_ARCHS[arch].items()}
-    for key, value in (overrides or {}).items():
-        if key == "vocab_info" and isinstance(value, Mapping):
-            config["vocab_info"] = {**config["vocab_info"], **value}  # type: ignore[dict-item]
-        else:
-            config[key] = value
-    return config
 
 
 def m2m100_config(config: Mapping[str, object]):
