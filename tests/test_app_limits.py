@@ -45,7 +45,7 @@ def test_engine_cancel_during_preprocessing_stops_decoding(demo_bundle_dir):
     from slt.errors import TranslationCancelled
     from slt.registry import resolve_model_set
 
-    engine = TranslationEngine.shared(resolve_model_set("demo", build_demo=False), device="cpu")
+    engine = TranslationEngine.shared(resolve_model_set("demo"), device="cpu")
     cancel = threading.Event()
     reports: list[tuple[str, float]] = []
 

@@ -427,13 +427,13 @@ def _demo_clip(root: Path) -> Path:
 
 @fairseq2
 def test_engine_translates_the_same_with_either_backend(demo_bundle_dir):
-    from slt.demo.bundle import load_model_set
     from slt.engine import TranslationEngine
+    from slt.modelset import read_demo_bundle
 
     clip = _demo_clip(demo_bundle_dir)
     translations = {}
     for backend in ("fairseq2", "transformers"):
-        engine = TranslationEngine(load_model_set(demo_bundle_dir), device="cpu", decoder_backend=backend)
+        engine = TranslationEngine(read_demo_bundle(demo_bundle_dir).model_set(), device="cpu", decoder_backend=backend)
         assert engine.decoder.backend == backend
         result = engine.translate_batch([clip], ["eng_Latn"], decoding=DecodingOptions(beam_size=5))[0]
         translations[backend] = result.translations
@@ -445,18 +445,18 @@ def test_engine_translates_the_same_with_either_backend(demo_bundle_dir):
 def test_sonar_finetune_trains_the_same_with_either_backend(demo_bundle_dir, tmp_path):
     import json
 
+    from slt.modelset import read_demo_bundle
     from slt.train.config import TrainConfig
     from slt.train.trainer import Trainer
 
-    spec = json.loads((demo_bundle_dir / "demo.json").read_text())
+    bundle = read_demo_bundle(demo_bundle_dir)
     histories = {}
     for backend in ("fairseq2", "transformers"):
         cfg = TrainConfig(
-            train_features=str(demo_bundle_dir / spec["features"]["B"]["train"]),
-            val_features=str(demo_bundle_dir / spec["features"]["B"]["val"]),
-            run_dir=str(tmp_path / backend), base_encoder=str(demo_bundle_dir / "encoder_zero_shot.pt"),
-            decoder=spec["decoder"], tokenizer=spec["tokenizer"],
-            asset_cards=str(demo_bundle_dir / spec["files"]["decoder_cards"]), epochs=2, batch_size=8, lr=2e-3,
+            train_features=str(bundle.features["B"]["train"]), val_features=str(bundle.features["B"]["val"]),
+            run_dir=str(tmp_path / backend), base_encoder=str(bundle.files["encoder_zero_shot"]),
+            decoder=bundle.decoder, tokenizer=bundle.tokenizer, asset_cards=str(bundle.files["decoder_cards"]),
+            epochs=2, batch_size=8, lr=2e-3,
             warmup_epochs=0.5, label_smoothing=0.1, seed=0, decoding=DecodingOptions(beam_size=2, max_len=20),
             decoder_backend=backend,
         ).validate()
