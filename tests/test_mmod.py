@@ -244,6 +244,31 @@ def test_damaged_weights_file_is_a_clear_error(tmp_path, damage):
         MMODFaceDetector("cpu", weights=path)
 
 
+def test_corrupted_weights_load_or_fail_with_checkpoint_error(tmp_path):
+    """Bytes flipped in the file's structure (headers, shapes, layer tags) and cut-offs anywhere: the reader either
+    still parses a network or says which byte it could not read; never an IndexError/ValueError from inside."""
+    data = cnn_model_path().read_bytes()
+    rng = np.random.default_rng(0)
+    outcomes = {"loaded": 0, "rejected": 0}
+    for i in range(60):
+        damaged = bytearray(data)
+        if i % 3 == 0:
+            damaged = damaged[: int(rng.integers(0, len(damaged)))]
+        else:
+            for position in rng.integers(0, 6000, size=1 + i % 4):
+                damaged[int(position)] = int(rng.integers(0, 256))
+        path = tmp_path / f"damaged{i}.dat"
+        path.write_bytes(bytes(damaged))
+        read_mmod_file.cache_clear()
+        try:
+            read_mmod_file(path)
+            outcomes["loaded"] += 1
+        except CheckpointError as e:
+            assert "at byte" in str(e)
+            outcomes["rejected"] += 1
+    assert outcomes["rejected"] >= 20
+
+
 def test_bad_inputs_are_clear_errors(port):
     with pytest.raises(InvalidArgumentError, match="uint8"):
         port.detect([np.zeros((50, 50, 3), np.float32)], 0)

@@ -74,7 +74,7 @@ class _Reader:
     def float_(self) -> float:
         """``float_details``: a signed 64-bit mantissa and 16-bit exponent, value = mantissa * 2**exponent
         (exponents 32000/32001/32002 mean inf/-inf/nan). Returned as a Python float (a double)."""
-        if self.data[self.pos] & 0x70:
+        if self.pos < len(self.data) and self.data[self.pos] & 0x70:
             raise self.fail("old ASCII float encoding")
         mantissa = self.int_()
         exponent = self.int_()
@@ -99,7 +99,9 @@ class _Reader:
         if (version := self.int_()) != 2:
             raise self.fail(f"tensor version {version}")
         shape = tuple(self.int_() for _ in range(4))
-        count = int(np.prod(shape))
+        if min(shape) < 0:
+            raise self.fail(f"tensor shape {shape}")
+        count = math.prod(shape)
         return np.frombuffer(self.take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
 
     def alias_shape(self) -> tuple[int, int, int, int]:
@@ -189,8 +191,9 @@ def _read_affine(r: _Reader) -> tuple[np.ndarray, np.ndarray]:
         n = running_means.size
         gamma, beta = params[:n], params[n:]
         # dlib: float tensors, eps (a double) added to each float variance in float arithmetic.
-        scale = (gamma / np.sqrt(running_vars + np.float32(eps))).astype(np.float32)
-        shift = (beta - scale * running_means).astype(np.float32)
+        with np.errstate(all="ignore"):  # a damaged file is reported below as non-finite parameters
+            scale = (gamma / np.sqrt(running_vars + np.float32(eps))).astype(np.float32)
+            shift = (beta - scale * running_means).astype(np.float32)
         return scale, shift
     if tag in ("affine_", "affine_2"):
         params = r.tensor().reshape(-1)
@@ -301,6 +304,9 @@ def read_mmod_file(path: str | Path) -> MMODWeights:
             raise r.fail("conv layer channel counts do not chain")
     if layers[0].weight.shape[1] != 3 or layers[-1].weight.shape[0] != 1:
         raise r.fail("the network does not map RGB to one score map")
+    arrays = [a for c in layers for a in (c.weight, c.bias, c.scale, c.shift) if a is not None]
+    if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(means).all():
+        raise r.fail("non-finite parameters (inf/nan) in the network")
     width, height, _ = windows[0]
     return MMODWeights(
         window=(width, height),
