@@ -106,11 +106,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_metrics(m: dict) -> None:
-    for k in ("bleu", "bleu1", "bleu2", "bleu3", "chrf", "rougeL", "wer", "cer"):
+    for k in ("bleu", "bleu1", "bleu2", "bleu3", "chrf", "rougeL", "wer", "cer", "cider", "meteor"):
+        if k not in m:
+            continue
         ci = m["ci"].get(k)
         extra = f"  (95% CI {ci['low']:.2f}-{ci['high']:.2f})" if ci else ""
         print(f"{k:>8}: {m[k]:7.2f}{extra}")
     print(f"{'ratio':>8}: {m['length_ratio']:7.3f}   n = {m['n']}")
+    for why in m.get("unavailable", {}).values():
+        print(why)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""Corpus and per-sample scores: BLEU-1..4 and chrF (sacrebleu), ROUGE-L, WER/CER (jiwer), length ratio.
+"""Corpus and per-sample scores: BLEU-1..4 and chrF (sacrebleu), ROUGE-L, WER/CER (jiwer), length ratio,
+CIDEr-D and METEOR (where nltk's WordNet data is installed; see analysis.caption_metrics).
 
 Every corpus metric is computed from per-sample sufficient statistics, so one pass over the text gives
 corpus scores, sentence scores and bootstrap confidence intervals. Bootstrap resamples are drawn exactly
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sacrebleu.metrics import BLEU, CHRF
 
+from analysis.caption_metrics import MetricUnavailable, cider_d, load_wordnet, meteor
 from analysis.errors import AnalysisError
 
 __all__ = ["SampleStats", "corpus_metrics", "sample_stats", "sentence_scores", "bootstrap_indices", "SACREBLEU_SEED"]
@@ -102,17 +104,32 @@ class SampleStats:
     rouge: np.ndarray  # [n]: ROUGE-L F1 * 100
     wer: np.ndarray  # [n, 2]: word edits, reference words
     cer: np.ndarray  # [n, 2]: character edits, reference characters
+    cider: np.ndarray  # [n]: CIDEr-D (document frequencies from this corpus's references)
+    meteor: np.ndarray | None  # [n]: METEOR * 100, None where WordNet is missing
+    unavailable: dict[str, str]  # metric -> why it could not be computed here
+
+
+def _meteor_or_reason(refs: list[str], hyps: list[str]) -> tuple[np.ndarray | None, dict[str, str]]:
+    try:
+        wordnet = load_wordnet()
+    except MetricUnavailable as exc:
+        return None, {"meteor": str(exc)}
+    return meteor(hyps, [[r] for r in refs], wordnet=wordnet), {}
 
 
 def sample_stats(df: pd.DataFrame) -> SampleStats:
     """Extract the statistics of every metric from a predictions table (one pass over the text)."""
     refs, hyps = _texts(df)
+    meteor_scores, unavailable = _meteor_or_reason(refs, hyps)
     return SampleStats(
         bleu=_bleu_stats(hyps, refs),
         chrf=np.asarray(CHRF()._extract_corpus_statistics(hyps, [refs]), dtype=np.float64),
         rouge=_rouge_l(refs, hyps),
         wer=_edit_stats(refs, hyps, chars=False),
         cer=_edit_stats(refs, hyps, chars=True),
+        cider=cider_d(hyps, [[r] for r in refs]),
+        meteor=meteor_scores,
+        unavailable=unavailable,
     )
 
 
@@ -128,6 +145,10 @@ def _metric_stats(st: SampleStats) -> dict[str, _Stat]:
     stats["rougeL"] = _Stat(np.stack([st.rouge, np.ones_like(st.rouge)], axis=1), lambda s: float(s[0] / s[1]))
     stats["wer"] = _Stat(st.wer, _ratio)
     stats["cer"] = _Stat(st.cer, _ratio)
+    # Sample means; CIDEr-D's bootstrap keeps the full corpus's document frequencies (only the samples resample).
+    for name, values in (("cider", st.cider), ("meteor", st.meteor)):
+        if values is not None:
+            stats[name] = _Stat(np.stack([values, np.ones_like(values)], axis=1), lambda s: float(s[0] / s[1]))
     return stats
 
 
@@ -149,10 +170,12 @@ def corpus_metrics(
 ) -> dict:
     """Corpus scores of a predictions table, with bootstrap 95 % confidence intervals.
 
-    Returns ``{"n", "bleu", "bleu1".."bleu3", "chrf", "rougeL", "wer", "cer", "length_ratio",
-    "hyp_len", "ref_len", "ci": {metric: {"mean", "ci", "low", "high"}}, "bootstrap", "signature"}``.
+    Returns ``{"n", "bleu", "bleu1".."bleu3", "chrf", "rougeL", "wer", "cer", "cider", "meteor", "length_ratio",
+    "hyp_len", "ref_len", "ci": {metric: {"mean", "ci", "low", "high"}}, "bootstrap", "signature", "unavailable"}``;
+    ``meteor`` is missing where WordNet is not installed, and ``unavailable`` maps it to the reason.
     ``bleu`` is sacreBLEU's BLEU-4 (13a, exp smoothing), ``bleuK`` uses n-grams up to K, chrF is chrF2;
-    ROUGE-L is the mean sentence F1; WER/CER are corpus edit rates in percent. ``bootstrap=0`` skips CIs.
+    ROUGE-L is the mean sentence F1; WER/CER are corpus edit rates in percent; CIDEr-D (x 10 scale, as COCO reports
+    it) and METEOR (x 100) are sample means. ``bootstrap=0`` skips CIs.
     ``stats`` (from :func:`sample_stats` on the same ``df``) saves re-reading the text.
     """
     refs, hyps = _texts(df)
@@ -175,6 +198,7 @@ def corpus_metrics(
                 samples[name].extend(st.score(row) for row in sums)
         result["ci"] = {name: _interval(np.asarray(v)) for name, v in samples.items()}
     result["bootstrap"] = int(bootstrap)
+    result["unavailable"] = dict(per_sample.unavailable)
     result["signature"] = {"bleu": _signature(BLEU(), hyps, refs), "chrf": _signature(CHRF(), hyps, refs), "seed": seed}
     return result
 

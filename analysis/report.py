@@ -25,7 +25,7 @@ __all__ = ["AnalysisReport", "build_report", "render_html", "write_html_report",
 _VERDICT_COLOURS = {"healthy": "#1a7f37", "suspicious": "#9a6700", "collapsed": "#cf222e"}
 _EPOCH_COLUMNS = ("epoch", "verdict", "bleu", "chrf", "unique_ratio", "top_share", "entropy_norm", "distinct_2",
                   "self_bleu", "embedding_cosine", "train_copy_share", "generic_count")
-_SHOWN_METRICS = ("bleu", "bleu1", "bleu2", "bleu3", "chrf", "rougeL", "wer", "cer")
+_SHOWN_METRICS = ("bleu", "bleu1", "bleu2", "bleu3", "chrf", "rougeL", "wer", "cer", "cider", "meteor")
 
 
 @dataclass
@@ -149,11 +149,14 @@ class _Figures:
 def _metrics_section(m: dict) -> str:
     rows = []
     for k in _SHOWN_METRICS:
+        if k not in m:  # a metric this machine cannot compute (the reason is listed under the table)
+            continue
         ci = m.get("ci", {}).get(k)
         rows.append({"metric": k, "score": m[k], "95% CI": f"{ci['low']:.2f} – {ci['high']:.2f}" if ci else "–"})
     rows.append({"metric": "length ratio (hyp/ref)", "score": m["length_ratio"], "95% CI": "–"})
     return (f"<h2>Scores</h2><p class='muted'>{m['n']} samples; sacreBLEU {html.escape(m['signature']['bleu'])}; "
-            f"bootstrap {m['bootstrap']} resamples</p>" + _table(rows))
+            f"bootstrap {m['bootstrap']} resamples</p>" + _table(rows)
+            + "".join(f"<p class='muted'>{html.escape(why)}</p>" for why in m.get("unavailable", {}).values()))
 
 
 def _collapse_section(c: CollapseReport) -> str:
