@@ -96,11 +96,19 @@ class FeatureProjection(nn.Module):
         return self.feature_proj(features) * self.feature_proj_scale
 
 
+def _t5_stack(cls: type[T5Stack], config: T5Config, embed_tokens: nn.Embedding) -> T5Stack:
+    """A T5Stack using `embed_tokens` as its embedding, in transformers 4.x and 5.x alike: 5.x dropped the
+    constructor's embed_tokens argument (each stack makes its own), so the shared module is assigned after."""
+    stack = cls(config)
+    stack.embed_tokens = embed_tokens
+    return stack
+
+
 class SignT5Encoder(T5Stack):
     """The T5 encoder stack plus the feature projection that replaces its token embeddings."""
 
-    def __init__(self, config: T5Config, embed_tokens: nn.Embedding, input_dim: int):
-        super().__init__(config, embed_tokens)
+    def __init__(self, config: T5Config, input_dim: int):
+        super().__init__(config)
         self.feature_projection = FeatureProjection(input_dim, config.d_model)
 
 
@@ -115,8 +123,9 @@ class SonarSignEncoder(nn.Module):
         self.config = cfg
         # One embedding shared by both stacks, as in the released checkpoint (three state-dict names, one tensor).
         self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.encoder = SignT5Encoder(cfg.t5_config(decoder=False), self.shared, cfg.input_dim)
-        self.decoder = T5Stack(cfg.t5_config(decoder=True), self.shared)
+        self.encoder = _t5_stack(lambda config: SignT5Encoder(config, cfg.input_dim), cfg.t5_config(decoder=False),
+                                 self.shared)
+        self.decoder = _t5_stack(T5Stack, cfg.t5_config(decoder=True), self.shared)
         self.projection_out = nn.Linear(cfg.d_model, cfg.output_dim, bias=False)
 
     def _check_inputs(self, features: torch.Tensor, padding_mask: torch.Tensor | None) -> None:
