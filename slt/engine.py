@@ -30,7 +30,7 @@ from slt.runtime import pick_device, pick_dtype
 from slt.text import FLORES200_LANGUAGES, DecodingOptions, validate_languages
 from slt.text.assets import register_asset_file
 from slt.text.backends import load_text_decoder, resolve_backend
-from slt.video import PreprocessConfig, fit_preprocess_to_model, join_clip_features, preprocess_video
+from slt.video import default_preprocess, fit_preprocess_to_model, join_clip_features, preprocess_videos
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done)
 
@@ -91,7 +91,8 @@ class TranslationEngine:
         self.decoder_backend = resolve_backend(decoder_backend or os.environ.get("SLT_DECODER_BACKEND", "auto"))
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
-        self.preprocess_config = preprocess or PreprocessConfig(detector=model_set.detector)
+        # The set's detector; the CNN at full resolution on CUDA (as released), on 512-px copies on a CPU.
+        self.preprocess_config = preprocess or default_preprocess(model_set.detector, self.device)
         # SignHiera on a full-size clip needs ~6.6 GB on CPU: one clip at a time there, a few on a GPU.
         self.clip_batch_size = clip_batch_size or (4 if self.device.type == "cuda" else 1)
         self._model_lock = threading.RLock()
@@ -248,23 +249,24 @@ class TranslationEngine:
             batch.clear()
             signhiera_seconds[0] += time.perf_counter() - start
 
-        for owner, (_, video, _) in enumerate(pending):
-            _check_cancel(cancel)
-            start = time.perf_counter()
-            try:  # uint8 crops; clips normalised per batch
-                pre = preprocess_video(video, config, materialize=False,
-                                       should_stop=cancel.is_set if cancel is not None else None,
-                                       progress=None if progress is None else
-                                       lambda f, done=owner: progress((done + f) / len(pending)))
-            except Cancelled as stopped:
-                raise TranslationCancelled(f"translation cancelled ({stopped})") from stopped
-            timings.append({"preprocess": time.perf_counter() - start})
-            for clip, padding in pre.iter_clip_batches(1):
-                batch.append((owner, clip, padding[0]))
-                if len(batch) == self.clip_batch_size:
-                    _check_cancel(cancel)
-                    flush()
-            metadata.append(pre.without_frames())  # keep only the metadata and preview
+        _check_cancel(cancel)
+        # Sampled frames of all pending videos share face-detector batches on this engine's device; crops stay
+        # uint8 and clips are normalised per batch. `cancel` is checked before every decoded frame.
+        videos = preprocess_videos([video for _, video, _ in pending], config, materialize=False, device=self.device,
+                                   should_stop=cancel.is_set if cancel is not None else None, progress=progress)
+        try:
+            for pre in videos:
+                _check_cancel(cancel)
+                owner = len(metadata)
+                timings.append({"preprocess": pre.timings["total"]})
+                for clip, padding in pre.iter_clip_batches(1):
+                    batch.append((owner, clip, padding[0]))
+                    if len(batch) == self.clip_batch_size:
+                        _check_cancel(cancel)
+                        flush()
+                metadata.append(pre.without_frames())  # keep only the metadata and preview
+        except Cancelled as stopped:
+            raise TranslationCancelled(f"translation cancelled ({stopped})") from stopped
         if batch:
             flush()
         total_clips = sum(pre.n_clips for pre in metadata)

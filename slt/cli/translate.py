@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from slt.engine import TranslationEngine
 from slt.registry import MODEL_SETS, build_demo_set, demo_set_built, pick_model_set, resolve_model_set
+from slt.video.detect import DETECTORS
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto",
                         help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
-    parser.add_argument("--detector", choices=["cnn", "hog"], default=None,
-                        help="face detector (default: the model set's)")
+    parser.add_argument("--detector", choices=DETECTORS, default=None,
+                        help="face detector (default: the model set's): cnn (dlib's CNN model, PyTorch port on the "
+                             "engine's device), dlib-cnn (same boxes via dlib, slow), hog (fast, different boxes)")
     parser.add_argument("--center-crop-fallback", action="store_true", help="use a centre crop when no signer is found")
     parser.add_argument("--preview", type=Path, default=None, help="save the crop preview image (PNG) here")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -59,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slt.video import PreprocessConfig
+    from slt.video import default_preprocess
 
     chosen = pick_model_set(args.model_set)
     if chosen == "demo" and not demo_set_built():
@@ -74,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
             label = Path(item).stem
             engine.add_encoder(label, item)
             labels.append(label)
-    preprocess = PreprocessConfig(detector=args.detector or model_set.detector,
-                                  center_crop_fallback=args.center_crop_fallback)
+    # The settings for the detector on the engine's device (full-resolution CNN detection on CUDA), plus the flags.
+    preprocess = replace(default_preprocess(args.detector or model_set.detector, engine.device),
+                         center_crop_fallback=args.center_crop_fallback)
     results = engine.translate_batch(args.videos, args.lang, encoders=labels,
                                      decoding=decoding_from_args(args), preprocess=preprocess)
     if args.preview:

@@ -248,8 +248,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "use) or 'demo' (built by `python -m slt demo build`)")
     parser.add_argument("--video-root", type=Path, default=None, help="folder that relative video paths are in "
                         "(default: the manifest's folder)")
-    parser.add_argument("--detector", choices=("cnn", "hog"), default="cnn",
-                        help="dlib face detector: cnn (as released) or hog (much faster on CPU)")
+    parser.add_argument("--detector", choices=("cnn", "dlib-cnn", "hog"), default="cnn",
+                        help="face detector: cnn (dlib's CNN model as released, PyTorch port), dlib-cnn (the same "
+                             "boxes via dlib, slow) or hog (faster on CPU, different boxes)")
     parser.add_argument("--detect-every", type=int, default=16, help="run the face detector on every n-th frame")
     parser.add_argument("--center-crop-fallback", action="store_true",
                         help="centre crop instead of failing a clip where no signer is found")

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(an extract-features --out folder or its feats/)")
     features.add_argument("--signhiera", help="SignHiera checkpoint: extract features from the manifest's videos "
                           "first (cached in <out>/features_<split-name>)")
-    parser.add_argument("--detector", choices=("cnn", "hog"), default="cnn",
+    parser.add_argument("--detector", choices=("cnn", "dlib-cnn", "hog"), default="cnn",
                         help="with --signhiera: dlib face detector (cnn as released, hog much faster on CPU)")
     parser.add_argument("--extract-workers", type=int, default=2,
                         help="with --signhiera: preprocessing worker processes (0: none)")

@@ -12,11 +12,14 @@ from slt.video.detect import DETECTORS
 class PreprocessConfig:
     """How a video becomes model input. Frozen (and so hashable) because the engine caches results by it."""
 
-    detector: str = "cnn"  # "cnn" (dlib mmod, as released) or "hog" (about 50x faster on CPU, misses more faces)
+    # "cnn": dlib's mmod model (as released) run by the PyTorch port on the engine's device; "dlib-cnn": the same
+    # model run by dlib (identical boxes, ~10-30x slower, CPU only); "hog": dlib's HOG (fast, different boxes).
+    detector: str = "cnn"
     detect_every: int = 16  # run the face detector on every n-th frame
-    # Longest side of the frame copy the detector sees. With upsample=1, dlib finds faces >= ~34 px at this size,
-    # i.e. >= 12 % of the frame height of a 16:9 video at 512; the CNN costs ~2.4 s per 512x288 frame on 2 cores.
-    detect_max_side: int = 512
+    # Longest side of the frame copy the detector sees (None: full resolution, as the released pipeline ran).
+    # With upsample=1 the CNN finds faces >= ~34 px at this size, i.e. >= 12 % of the frame height of a 16:9 video
+    # at 512. The engine keeps 512 on a CPU and detects at full resolution on CUDA (docs/ARCHITECTURE.md).
+    detect_max_side: int | None = 512
     upsample: int = 1  # dlib's pyramid upsampling (x2 per step) before detection
     min_face_fraction: float = 0.3  # fewer sampled frames with a face -> NoSignerError
     center_crop_fallback: bool = False  # use a centred square crop instead of raising NoSignerError
@@ -37,7 +40,11 @@ class PreprocessConfig:
         if self.detector not in DETECTORS:
             raise PreprocessConfigError(
                 f"Unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}.")
-        positive = ("detect_every", "detect_max_side", "clip_frames", "sampling_rate", "stride", "size",
+        if self.detect_max_side is not None and (not isinstance(self.detect_max_side, int)
+                                                 or isinstance(self.detect_max_side, bool) or self.detect_max_side < 1):
+            raise PreprocessConfigError(
+                f"PreprocessConfig.detect_max_side must be a positive integer or None, got {self.detect_max_side!r}.")
+        positive = ("detect_every", "clip_frames", "sampling_rate", "stride", "size",
                     "min_frames", "preview_tile")
         for name in positive:
             value = getattr(self, name)
@@ -64,3 +71,13 @@ def fit_preprocess_to_model(config: PreprocessConfig, model_config) -> Preproces
     both fit through here, so features made for training match those seen at inference."""
     frames, height, _ = model_config.input_size
     return replace(config, clip_frames=frames, size=height, stride=max(1, frames // 2))
+
+
+def default_preprocess(detector: str, device) -> PreprocessConfig:
+    """The settings for a model set's `detector` on `device` (a torch.device or name): the CNN on CUDA at the
+    released pipeline's own setting (full-resolution frames, upsample once); everywhere else on frames downscaled
+    to 512 px (dlib's boxes for that copy; a few pixels from the full-resolution ones). The engine and
+    `slt translate` both start from here."""
+    if detector == "cnn" and str(device).startswith("cuda"):
+        return PreprocessConfig(detector=detector, detect_max_side=None)
+    return PreprocessConfig(detector=detector)

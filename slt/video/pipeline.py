@@ -1,13 +1,14 @@
 """preprocess_video: file -> normalised 128-frame clips of the signer, in two streaming decode passes.
 
-Pass 1 (scan.py) detects faces on every 16th frame at reduced size; the signer box is chosen from those;
-pass 2 decodes again and keeps only the frames the clips sample, already cropped to 224x224 uint8.
+Pass 1 (scan.py) detects faces on every 16th frame at reduced size (decoding in a reader thread overlaps batched
+detection); the signer box is chosen from those; pass 2 decodes again and keeps only the frames the clips sample,
+already cropped to 224x224 uint8.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_
 from slt.video.config import PreprocessConfig
 from slt.video.decode import VideoInfo, has_frame, iter_frames, probe_video
 from slt.video.preview import frame_with_box, make_preview, pick_preview_indices
-from slt.video.scan import ScanResult, scan_video
+from slt.video.scan import ScanJob, ScanResult, scan_videos
 from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_face_box, make_square
 
 
@@ -66,12 +67,14 @@ class PreprocessedVideo:
         return replace(self, clips=None, crops={})
 
 
-def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConfig(),
-                     materialize: bool = True, *, should_stop: Callable[[], bool] | None = None,
+def preprocess_video(path: str | Path, config: PreprocessConfig | None = None,
+                     materialize: bool = True, device=None, *, should_stop: Callable[[], bool] | None = None,
                      progress: Callable[[float], None] | None = None) -> PreprocessedVideo:
     """Decode, locate the signer, crop and cut a video into normalised clips for SignHiera.
 
-    ``materialize=False`` keeps uint8 crops instead of float clips (see :class:`PreprocessedVideo`).
+    ``config`` defaults to ``PreprocessConfig()``. ``materialize=False`` keeps uint8 crops instead of float clips
+    (see :class:`PreprocessedVideo`). ``device`` is where the "cnn" face detector runs (None: the CPU); the boxes do
+    not depend on it.
     ``should_stop`` is asked before every decoded frame of both passes; True ends the work with
     :class:`~slt.errors.Cancelled`. ``progress`` gets the fraction of this video's preprocessing done (0..1; the
     scan pass is the first 80 %, estimated from the container's frame count), a few times per second of video.
@@ -80,8 +83,67 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
     max_duration_s), VideoTooShortError (< min_frames frames), NoSignerError (a face in fewer than
     min_face_fraction of the sampled frames, unless center_crop_fallback).
     """
+    videos = preprocess_videos([path], config, materialize, device, should_stop=should_stop, progress=progress)
+    try:
+        return next(videos)
+    finally:
+        videos.close()
+
+
+def preprocess_videos(paths: Sequence[str | Path], config: PreprocessConfig | None = None,
+                      materialize: bool = True, device=None, *, should_stop: Callable[[], bool] | None = None,
+                      progress: Callable[[float], None] | None = None) -> Iterator[PreprocessedVideo]:
+    """:func:`preprocess_video` for several videos, yielded in order: their sampled frames share face-detector
+    batches (pass 1 of every video runs first; only ScanResults are kept), then each video's crops are made when
+    it is asked for, so memory holds one video's crops at a time. The first failing video raises its error;
+    ``progress`` gets the fraction of all the videos' preprocessing done."""
     started = time.perf_counter()
-    path = Path(path)
+    config = config or PreprocessConfig()
+    paths = [Path(p) for p in paths]
+    jobs, infos = [], []
+    for path in paths:  # size and length limits are checked before anything is decoded
+        job, info = _scan_job(path, config)
+        jobs.append(job)
+        infos.append(info)
+    report = _Progress(progress, [info.reported_frames for info in infos])
+    scans = scan_videos(jobs, detector=config.detector, detect_every=config.detect_every,
+                        detect_max_side=config.detect_max_side, upsample=config.upsample, device=device,
+                        should_stop=should_stop, progress=report.scanned if progress else None)
+    try:
+        for position, (path, info, scan) in enumerate(zip(paths, infos, scans, strict=True)):
+            crop_started = time.perf_counter()
+            video = _finish(path, info, scan, config, materialize, should_stop,
+                            (lambda f, k=position: report.cropped(k, f)) if progress else None)
+            # Pass 1 of all videos ran together: each gets its own decode/detect share plus its own pass 2.
+            own = scan.decode_s + scan.detect_s + scan.motion_s + time.perf_counter() - crop_started
+            video.timings["total"] = time.perf_counter() - started if len(paths) == 1 else own
+            yield video
+    finally:
+        scans.close()  # stops the reader thread if a video failed or the caller stopped early
+
+
+class _Progress:
+    """Per-video fractions (scan: the first 80 %, estimated from the container's frame count, which may be 0 or
+    wrong: capped; crops: the rest) -> one fraction for all videos."""
+
+    def __init__(self, progress: Callable[[float], None] | None, reported_frames: list[int]):
+        self.progress = progress
+        self.totals = [max(1, n) for n in reported_frames]
+        self.done = [0.0] * len(reported_frames)
+
+    def _report(self, video: int, fraction: float) -> None:
+        self.done[video] = fraction
+        if self.progress is not None:
+            self.progress(sum(self.done) / len(self.done))
+
+    def scanned(self, video: int, frames: int) -> None:
+        self._report(video, 0.8 * min(1.0, frames / self.totals[video]))
+
+    def cropped(self, video: int, fraction: float) -> None:
+        self._report(video, 0.8 + 0.2 * fraction)
+
+
+def _scan_job(path: Path, config: PreprocessConfig) -> tuple[ScanJob, VideoInfo]:
     _check_size(path, config.max_bytes)
     info = probe_video(path, verify_count=False)
     max_frames = None
@@ -94,11 +156,13 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
                 f"The video {path} lasts {info.reported_frames / info.fps:.1f} s, longer than the limit of "
                 f"{config.max_duration_s:g} s; trim it or raise max_duration_s."
             )
+    return ScanJob(path, max_frames, config.max_duration_s, info.fps), info
 
-    scan = scan_video(path, detector=config.detector, detect_every=config.detect_every,
-                      detect_max_side=config.detect_max_side, upsample=config.upsample,
-                      max_frames=max_frames, max_duration_s=config.max_duration_s, fps=info.fps,
-                      should_stop=should_stop, progress=_scan_progress(progress, info.reported_frames))
+
+
+def _finish(path: Path, info: VideoInfo, scan: ScanResult, config: PreprocessConfig, materialize: bool,
+            should_stop: Callable[[], bool] | None, progress: Callable[[float], None] | None) -> PreprocessedVideo:
+    """After pass 1: choose the signer box, then pass 2 (crops) and the clips."""
     if scan.n_frames == 0:
         raise EmptyVideoError(f"The video {path} contains no decodable frames.")
     if scan.n_frames < config.min_frames:
@@ -106,7 +170,7 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
             f"The video {path} has only {scan.n_frames} decodable frames; at least {config.min_frames} are needed."
         )
     info = replace(info, n_frames=scan.n_frames, duration_s=scan.n_frames / info.fps)
-    timings = {"decode": scan.decode_s, "detect": scan.detect_s, "motion": scan.motion_s}
+    timings = {"decode": scan.decode_s, "detect": scan.detect_s, "motion": scan.motion_s, "scan": scan.wall_s}
 
     box, method = _signer_box(scan, config)
     clip_indices = clip_frame_indices(scan.n_frames, info.fps, config.clip_frames, config.sampling_rate,
@@ -119,7 +183,6 @@ def preprocess_video(path: str | Path, config: PreprocessConfig = PreprocessConf
     timings["normalise"] = time.perf_counter() - t0
     shown = pick_preview_indices(clip_indices[0], config.preview_frames)
     preview = make_preview([crops[i] for i in shown], config.preview_tile, first)
-    timings["total"] = time.perf_counter() - started
     return PreprocessedVideo(
         clips=clips,
         paddings=[clip_padding(i) for i in clip_indices],
@@ -151,14 +214,6 @@ def _check_size(path: Path, max_bytes: int | None) -> None:
         )
 
 
-def _scan_progress(progress: Callable[[float], None] | None, reported_frames: int) -> Callable[[int], None] | None:
-    """Frames scanned -> the first 80 % of preprocessing (the container's count may be 0 or wrong: capped)."""
-    if progress is None:
-        return None
-    total = max(1, reported_frames)
-    return lambda done: progress(0.8 * min(1.0, done / total))
-
-
 def _signer_box(scan: ScanResult, config: PreprocessConfig) -> tuple[IntBox, str]:
     frames_sampled = len(scan.sampled)
     if scan.frames_with_face < config.min_face_fraction * frames_sampled:
@@ -174,7 +229,8 @@ def _signer_box(scan: ScanResult, config: PreprocessConfig) -> tuple[IntBox, str
 def _crop_needed_frames(path: Path, box: IntBox, clip_indices: list[np.ndarray], config: PreprocessConfig,
                         should_stop: Callable[[], bool] | None = None,
                         progress: Callable[[float], None] | None = None):
-    """Pass 2: decode again, keep only the sampled frames, each as a size x size uint8 RGB crop."""
+    """Pass 2: decode again, keep only the sampled frames, each as a size x size uint8 RGB crop; `progress` gets the
+    fraction of this pass done."""
     needed = set(np.concatenate(clip_indices).tolist())
     last = max(needed)
     crops: dict[int, np.ndarray] = {}
@@ -183,7 +239,7 @@ def _crop_needed_frames(path: Path, box: IntBox, clip_indices: list[np.ndarray],
         if index == 0:
             first = frame_with_box(frame, box, config.preview_tile)
         if progress is not None and index % config.detect_every == 0:
-            progress(0.8 + 0.2 * index / (last + 1))
+            progress(index / (last + 1))
         if index in needed:
             crops[index] = crop_square(frame, box, config.size)
     missing = needed - crops.keys()
