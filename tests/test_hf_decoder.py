@@ -535,3 +535,19 @@ def test_transformers_trained_decoder_loads_in_sonar_space_with_the_same_ids(hf_
     embeddings = encoder.encode(tiny_sentences(50))
     for options in (DecodingOptions(beam_size=1, max_len=30), DecodingOptions(beam_size=5, max_len=30)):
         _assert_same_ids(reference, candidate, embeddings, LANGS3[:2], options)
+
+
+def test_official_decoder_offline_is_a_clear_error_and_half_precision_on_cpu_is_refused(isolated_cache,
+                                                                                         demo_bundle_dir):
+    import time
+
+    from slt.text.assets import register_asset_file
+    from slt.text.hf_decoder import HFTextDecoder
+
+    start = time.perf_counter()
+    with pytest.raises(ModelUnavailableError, match="sonar_text_decoder.pt"):
+        HFTextDecoder()  # the official names: nothing cached, and tests run offline
+    assert time.perf_counter() - start < 10
+    names = register_asset_file(demo_bundle_dir / "text" / "text_assets.yaml")
+    with pytest.raises(InvalidArgumentError, match="CUDA"):
+        HFTextDecoder(*names, dtype=torch.float16)
