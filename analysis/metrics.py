@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ from sacrebleu.metrics import BLEU, CHRF
 from analysis.caption_metrics import MetricUnavailable, cider_d, load_wordnet, meteor
 from analysis.errors import AnalysisError
 
-__all__ = ["SampleStats", "corpus_metrics", "sample_stats", "sentence_scores", "bootstrap_indices", "SACREBLEU_SEED"]
+__all__ = ["SampleStats", "corpus_metrics", "sample_stats", "sentence_scores", "bootstrap_indices", "SACREBLEU_SEED",
+           "diversity", "validation_scores"]
 
 # sacrebleu's seed convention: SACREBLEU_SEED (default 12345); "none" means unseeded.
 _SEED_ENV = os.environ.get("SACREBLEU_SEED", "12345")
@@ -243,3 +245,33 @@ def sentence_scores(df: pd.DataFrame, stats: SampleStats | None = None) -> pd.Da
 def texts_of(df: pd.DataFrame) -> tuple[Sequence[str], Sequence[str]]:
     """(references, predictions) as lists of strings, validated."""
     return _texts(df)
+
+
+def diversity(predictions: Sequence[str]) -> dict[str, float]:
+    """How varied the outputs are: share of distinct predictions and of the most frequent one (mode collapse)."""
+    if not predictions:
+        return {"distinct_ratio": 0.0, "top_prediction_share": 0.0}
+    counts = Counter(p.strip() for p in predictions)
+    return {"distinct_ratio": len(counts) / len(predictions),
+            "top_prediction_share": counts.most_common(1)[0][1] / len(predictions)}
+
+
+def validation_scores(ids: Sequence[str], references: Sequence[str], predictions: Sequence[str]
+                      ) -> tuple[dict[str, float], list[dict]]:
+    """What training records after each epoch, from the same statistics as every other score here (no bootstrap).
+
+    Returns (corpus, rows): corpus has ``bleu`` (= ``bleu4``), ``bleu1``..``bleu3``, ``chrf``, ``rouge_l``, ``wer``,
+    ``distinct_ratio`` and ``top_prediction_share``; rows are ``{"id", "reference", "prediction", "sentence_bleu",
+    "chrf"}`` per sample (the predictions-file layout).
+    """
+    table = pd.DataFrame({"id": list(ids), "reference": list(references), "prediction": list(predictions)})
+    stats = sample_stats(table)
+    scores = corpus_metrics(table, bootstrap=0, stats=stats)
+    corpus = {"bleu": scores["bleu"], **{f"bleu{n}": scores[f"bleu{n}"] for n in range(1, _MAX_ORDER)},
+              f"bleu{_MAX_ORDER}": scores["bleu"], "chrf": scores["chrf"], "rouge_l": scores["rougeL"],
+              "wer": scores["wer"], **diversity(table["prediction"].tolist())}
+    per_sample = sentence_scores(table, stats)
+    rows = [{"id": row.id, "reference": row.reference, "prediction": row.prediction,
+             "sentence_bleu": float(row.sentence_bleu), "chrf": float(row.sentence_chrf)}
+            for row in per_sample.itertuples(index=False)]
+    return corpus, rows

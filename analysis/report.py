@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from analysis.compare import ComparisonReport, compare_systems, word_diff
 from analysis.errors import AnalysisError
 from analysis.metrics import corpus_metrics, sample_stats, sentence_scores
 from analysis.plots import plot_buckets, plot_metric_by_epoch, plot_pairwise_scatter, plot_rank_frequency
+from slt.utils.io import atomic_write_text
 
 __all__ = ["AnalysisReport", "build_report", "render_html", "write_html_report", "to_jsonable"]
 
@@ -221,13 +221,6 @@ def render_html(report: AnalysisReport) -> str:
             f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_html_report(path: str | Path, report_or_df: AnalysisReport | pd.DataFrame, **build_kwargs: Any) -> Path:
     """Write a self-contained HTML report to ``path`` (atomically) and return the path.
 
@@ -242,12 +235,12 @@ def write_html_report(path: str | Path, report_or_df: AnalysisReport | pd.DataFr
         raise AnalysisError(
             f"write_html_report needs an AnalysisReport or a DataFrame, got {type(report_or_df).__name__}.")
     path = Path(path)
-    _atomic_write(path, render_html(report))
+    atomic_write_text(path, render_html(report))
     return path
 
 
 def write_json_report(path: str | Path, report: AnalysisReport) -> Path:
     """Write ``report.to_dict()`` as strict JSON (atomically)."""
     path = Path(path)
-    _atomic_write(path, json.dumps(report.to_dict(), ensure_ascii=False, indent=1, allow_nan=False))
+    atomic_write_text(path, json.dumps(report.to_dict(), ensure_ascii=False, indent=1, allow_nan=False))
     return path

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 
 from slt.errors import FeatureExtractionError
-from slt.utils.io import atomic_save, atomic_write_json, atomic_write_text
+from slt.utils.io import atomic_save, atomic_write, atomic_write_json, atomic_write_text
 
 CONFIG_NAME = "extract_config.json"
 FEATURES_NAME = "features.tsv"
@@ -143,15 +141,7 @@ def save_features(features: torch.Tensor, pt_path: Path, npy: bool) -> None:
 
 
 def save_npy(features: torch.Tensor, npy_path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{npy_path.name}.", suffix=".tmp", dir=npy_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, features.numpy())
-        os.replace(tmp, npy_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(npy_path, lambda handle: np.save(handle, features.numpy()))
 
 
 def remove_stale_temp_files(feats_dir: Path) -> int:

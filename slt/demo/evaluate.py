@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import sacrebleu
-
+from analysis.metrics import validation_scores
 from slt.data.manifest import read_manifest
 from slt.engine import TranslationEngine
 from slt.modelset import read_demo_bundle
@@ -37,11 +36,12 @@ def evaluate_demo(root: Path, batch_size: int = 16) -> list[dict]:
                     predictions[name].append(result.translations[name]["eng_Latn"])
         baseline = _most_common_training_sentence(bundle.corpora[domain]["train"])
         predictions["ignore-the-video baseline"] = [baseline] * len(references)
+        ids = [row.id for row in test.rows]
         for system, hyps in predictions.items():
+            scores, _ = validation_scores(ids, references, hyps)
             rows.append({
                 "domain": label, "system": system, "n": len(references),
-                "bleu": round(sacrebleu.corpus_bleu(hyps, [references]).score, 2),
-                "chrf": round(sacrebleu.corpus_chrf(hyps, [references]).score, 2),
+                "bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2),
                 "unique_predictions": len(set(hyps)),
             })
     return rows

@@ -24,14 +24,9 @@ SCHEDULERS = ("cosine", "plateau")
 CONFIG_OWNED_DECODING = ("seed",)
 
 
-# One dataclass serves inference and training: a run's decoding settings are the user-facing DecodingOptions
-# (validated on construction). The old name stays as an alias for callers that still use it.
-DecodingConfig = DecodingOptions
-
-
 @dataclass
 class TrainConfig:
-    """One training run. `None` for `base_encoder` means the official zero-shot encoder (via slt.registry)."""
+    """One training run. `None` for `base_encoder` means the official zero-shot encoder (slt.modelset)."""
 
     recipe: str = "sonar-finetune"
     train_features: str | None = None

@@ -107,17 +107,6 @@ def features_manifest_by_extraction(manifest: Path, signhiera: Path, out_dir: Pa
     return Path(summary.features_manifest)
 
 
-def extra_metrics(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    """ROUGE-L F1 (rouge-score) and WER (jiwer), both in percent."""
-    import jiwer
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    rouge = [scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hypotheses, references)]
-    return {"rouge_l": 100.0 * sum(rouge) / max(len(rouge), 1),
-            "wer": 100.0 * float(jiwer.wer(references, [h if h.strip() else "<empty>" for h in hypotheses]))}
-
-
 def collapse_figures(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The analysis library's mode-collapse report, when that library is importable."""
     try:
@@ -168,8 +157,6 @@ def run(args: argparse.Namespace) -> int:
     model = recipe.build(cfg, device)
     scores = evaluate_split(recipe, model, dataset, cfg, device)
     rows = scores.pop("rows")
-    hyps, refs = [r["prediction"] for r in rows], [r["reference"] for r in rows]
-    scores.update(extra_metrics(hyps, refs))
     results = {"split": args.split_name, "manifest": str(manifest), "encoder": cfg.base_encoder,
                "samples": len(rows), "decoding": cfg.to_dict()["decoding"], **scores,
                "collapse": collapse_figures(rows)}

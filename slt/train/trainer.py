@@ -24,13 +24,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from analysis.metrics import validation_scores
 from slt.data.features import FeatureBatch, FeaturesDataset, collate_features
 from slt.errors import TrainingError
 from slt.runtime import barrier, cleanup_distributed, pick_device, seed_everything, setup_distributed
 from slt.train import distributed as D
 from slt.train.checkpoint import load_training_state, save_training_state, set_rng_state
 from slt.train.config import TrainConfig
-from slt.train.metrics import corpus_metrics, sentence_scores
 from slt.train.recipes import Recipe, get_recipe
 from slt.train.rundir import RunDir
 from slt.train.sampling import epoch_batches
@@ -462,9 +462,9 @@ def evaluate_split(recipe: Recipe, model: nn.Module, dataset: FeaturesDataset, c
         ids.extend(batch.ids)
         refs.extend(batch.texts)
     model.train(was_training)
-    scores: dict[str, Any] = {"val_loss": loss_sum / max(tokens, 1.0), **corpus_metrics(hyps, refs),
+    corpus, rows = validation_scores(ids, refs, hyps)
+    scores: dict[str, Any] = {"val_loss": loss_sum / max(tokens, 1.0), **corpus,
                               "seconds_per_clip": decode_time / max(len(hyps), 1)}
-    rows = [{"id": i, "reference": r, "prediction": h, **sentence_scores(h, r)} for i, r, h in zip(ids, refs, hyps)]
     if run is not None:
         run.write_predictions(epoch or 0, rows, predictions_name)
     scores["rows"] = rows

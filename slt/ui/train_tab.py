@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from analysis.collapse import read_metrics_log
 from slt.errors import ModelUnavailableError
 from slt.modelset import read_demo_bundle
-from slt.train.config import RECIPES, DecodingConfig, TrainConfig
+from slt.text.options import DecodingOptions
+from slt.train.config import RECIPES, TrainConfig
 from slt.ui.common import redact_paths, user_errors
 from slt.ui.limits import check_admin, check_allowed_path, is_admin
 from slt.ui.state import AppState
@@ -159,7 +160,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             batch_size=int(batch or 1), lr=float(rate), max_samples=int(limit) if limit else None,
             max_val_samples=int(limit) if limit else None, device=dev or "auto",
             run_dir=str(settings.runs_dir / (run_name or "")),
-            decoding=DecodingConfig(beam_size=int(beam_size or 1), max_len=64),
+            decoding=DecodingOptions(beam_size=int(beam_size or 1), max_len=64),
         ).validate()
 
     @user_errors

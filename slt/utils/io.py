@@ -1,17 +1,22 @@
-"""Crash-safe file writes: a killed process never leaves a half-written checkpoint, manifest or JSON file."""
+"""Crash-safe file writes: a killed process never leaves a half-written checkpoint, manifest or JSON file.
+
+The project's one atomic writer (training, extraction, the demo build, the app and the analysis reports use it):
+write a temp file next to the target, fsync, then rename over the target. Temp files are named `.<name>.*.tmp`,
+so a folder can be swept of a killed run's leftovers by that pattern.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, BinaryIO
 
 
-def _atomic_write(path: Path, write) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call `write(handle)` on a temp file next to `path`, then rename it over `path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temp file lives next to the target so os.replace stays an atomic rename on one filesystem.
@@ -35,11 +40,13 @@ def _atomic_write(path: Path, write) -> Path:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save to a temp file, then rename over `path`."""
-    return _atomic_write(Path(path), lambda handle: torch.save(obj, handle))
+    import torch  # imported here for start-up time: the analysis reports write text without loading torch
+
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return _atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
