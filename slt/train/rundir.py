@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from slt.train.tracking import open_mirrors
 from slt.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("slt.train")
@@ -80,6 +81,8 @@ class RunDir:
         path = self.path / (name or f"predictions_epoch{epoch}.jsonl")
         if self.enabled:
             atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            for mirror in self.mirrors:
+                mirror.log_predictions(path, rows)
         return path
 
     def set_status(self, state: str, **fields: Any) -> None:
@@ -88,66 +91,6 @@ class RunDir:
             atomic_write_json(self.path / "status.json", {"state": state, "pid": os.getpid(), **fields})
 
     def add_optional_mirrors(self, tensorboard: bool, wandb: bool, mlflow: bool, config: dict) -> None:
-        """Attach the requested external loggers that are installed; warn about the others."""
-        if not self.enabled:
-            return
-        if tensorboard:
-            self._try(lambda: _TensorBoard(self.path / "tensorboard"), "tensorboard")
-        if wandb:
-            self._try(lambda: _WandB(self.path, config), "wandb")
-        if mlflow:
-            self._try(lambda: _MLflow(self.path, config), "mlflow")
-
-    def _try(self, make, name: str) -> None:
-        try:
-            self.mirrors.append(make())
-        except ImportError:
-            log.warning("%s logging asked for but the package is not installed; skipping it", name)
-
-
-def _numeric(record: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in record.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "epoch", "time")}
-
-
-class _TensorBoard:
-    def __init__(self, path: Path):
-        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-
-        self.writer = SummaryWriter(str(path))
-
-    def log(self, record: dict[str, Any]) -> None:
-        for key, value in _numeric(record).items():
-            self.writer.add_scalar(key, value, record.get("step", 0))
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class _WandB:
-    def __init__(self, path: Path, config: dict):
-        import wandb
-
-        self.run = wandb.init(dir=str(path), config=config, name=path.name)
-
-    def log(self, record: dict[str, Any]) -> None:
-        self.run.log(_numeric(record), step=record.get("step", 0))
-
-    def close(self) -> None:
-        self.run.finish()
-
-
-class _MLflow:
-    def __init__(self, path: Path, config: dict):
-        import mlflow
-
-        self.mlflow = mlflow
-        mlflow.start_run(run_name=path.name)
-        mlflow.log_params({k: v for k, v in config.items() if not isinstance(v, dict)})
-
-    def log(self, record: dict[str, Any]) -> None:
-        self.mlflow.log_metrics(_numeric(record), step=int(record.get("step", 0)))
-
-    def close(self) -> None:
-        self.mlflow.end_run()
+        """Attach the requested tracker mirrors that are installed (slt.train.tracking); warn about the others."""
+        if self.enabled:
+            self.mirrors.extend(open_mirrors(self.path, config, tensorboard=tensorboard, wandb=wandb, mlflow=mlflow))
