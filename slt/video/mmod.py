@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import itertools
 import math
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slt.errors import CheckpointError, InvalidArgumentError
+from slt.errors import CheckpointError, InvalidArgumentError, VideoReadError
+
+CNN_MODEL_NAME = "mmod_human_face_detector.dat"  # dlib's CNN face detector weights
+# A copy of the .dat file, for machines without the face-recognition-models package (e.g. a GPU box).
+WEIGHTS_ENV = "SLT_MMOD_WEIGHTS"
+
+
+def cnn_model_path() -> Path:
+    """Path of dlib's CNN face detector: ``$SLT_MMOD_WEIGHTS`` if set, else the file shipped by
+    `face-recognition-models` (located without importing it, because importing it pulls in pkg_resources)."""
+    override = os.environ.get(WEIGHTS_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise VideoReadError(f"${WEIGHTS_ENV} names {path}, which is not a file ({CNN_MODEL_NAME} expected).")
+        return path
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise VideoReadError(
+            "The CNN face detector needs the package face-recognition-models (pip install "
+            f"face-recognition-models==0.3.0) or a copy of {CNN_MODEL_NAME} named by ${WEIGHTS_ENV}; or use the HOG "
+            "detector (detector='hog')."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / CNN_MODEL_NAME
+    if not path.is_file():
+        raise VideoReadError(f"The CNN face detector model is missing: {path} (reinstall face-recognition-models).")
+    return path
+
 
 Detection = tuple[int, int, int, int, float]  # (left, top, right, bottom, confidence); right/bottom inclusive
 
@@ -632,9 +661,6 @@ class MMODFaceDetector:
         max_batch_elements: int | None = None,
     ):
         if weights is None:
-            # Imported here, not at the top: slt.video.detect uses this module (an import cycle otherwise).
-            from slt.video.detect import cnn_model_path  # the same file dlib's detector loads
-
             weights = cnn_model_path()
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -808,8 +834,6 @@ def get_mmod_detector(device: str | torch.device = "cpu", weights: str | Path | 
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else device
     if weights is None:
-        from slt.video.detect import cnn_model_path  # function-level: slt.video.detect uses this module
-
         weights = cnn_model_path()
     with _detectors_lock:  # functools.cache alone could build the same detector twice in two threads
         return _cached_detector(device, str(Path(weights).resolve()))
