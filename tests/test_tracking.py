@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from slt.train.config import DecodingConfig, TrainConfig
+from slt.text import DecodingOptions
+from slt.train.config import TrainConfig
 from slt.train.tracking import numeric_fields
 from tests.helpers import features as F
 from tests.helpers.predictions import read_jsonl
@@ -32,7 +33,7 @@ def tracked_run(tmp_path_factory) -> Path:
         val_features=str(F.write_domain(root / "B", val[:6], "B", 4, name="val.tsv", prefix="v")),
         run_dir=str(root / "run"), base_encoder=str(F.tiny_encoder_checkpoint(root / "enc0.pt")), decoder=decoder,
         tokenizer=tokenizer, asset_cards=str(root / "text" / "text_assets.yaml"), epochs=1, batch_size=6, lr=3e-3,
-        warmup_epochs=0.5, seed=0, log_every=1, decoding=DecodingConfig(beam_size=1, max_len=8),
+        warmup_epochs=0.5, seed=0, log_every=1, decoding=DecodingOptions(beam_size=1, max_len=8),
         tensorboard=True, mlflow=True, wandb=True).validate()
     Trainer(cfg).fit()
     # A second epoch in a resumed process: the same MLflow / W&B runs continue.
