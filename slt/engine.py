@@ -29,7 +29,7 @@ from slt.modelset import ModelSet
 from slt.runtime import pick_device, pick_dtype
 from slt.text import FLORES200_LANGUAGES, DecodingOptions, validate_languages
 from slt.text.assets import register_asset_file
-from slt.text.backends import load_text_decoder, resolve_backend
+from slt.text.backends import check_backend_name, load_text_decoder
 from slt.video import default_preprocess, fit_preprocess_to_model, join_clip_features, preprocess_videos
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done)
@@ -86,9 +86,9 @@ class TranslationEngine:
         decoder_backend: str | None = None,
     ):
         self.model_set = model_set
-        # fairseq2 (sonar-space) or transformers; None reads $SLT_DECODER_BACKEND (default auto: fairseq2 when it
-        # imports).
-        self.decoder_backend = resolve_backend(decoder_backend or os.environ.get("SLT_DECODER_BACKEND", "auto"))
+        # auto | fairseq2 | transformers; None reads $SLT_DECODER_BACKEND (default auto: fairseq2 when it imports).
+        # Only the name is checked here (no import): which library runs is settled when the decoder loads.
+        self.decoder_backend = check_backend_name(decoder_backend or os.environ.get("SLT_DECODER_BACKEND", "auto"))
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
         # The set's detector; the CNN at full resolution on CUDA (as released), on 512-px copies on a CPU.

@@ -28,10 +28,16 @@ def fairseq2_available() -> bool:
     return True
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """`fairseq2` or `transformers` for a requested backend name; a clear error if it cannot run here."""
+def check_backend_name(backend: str) -> str:
+    """`backend` if it names a backend (imports nothing), else a clear error."""
     if backend not in DECODER_BACKENDS:
         raise InvalidArgumentError(f"unknown decoder backend '{backend}'; choose one of {', '.join(DECODER_BACKENDS)}")
+    return backend
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """`fairseq2` or `transformers` for a requested backend name; a clear error if it cannot run here."""
+    check_backend_name(backend)
     if backend == "auto":
         return "fairseq2" if fairseq2_available() else "transformers"
     if backend == "fairseq2" and not fairseq2_available():
