@@ -261,15 +261,16 @@ def validation_scores(ids: Sequence[str], references: Sequence[str], predictions
     """What training records after each epoch, from the same statistics as every other score here (no bootstrap).
 
     Returns (corpus, rows): corpus has ``bleu`` (= ``bleu4``), ``bleu1``..``bleu3``, ``chrf``, ``rouge_l``, ``wer``,
-    ``distinct_ratio`` and ``top_prediction_share``; rows are ``{"id", "reference", "prediction", "sentence_bleu",
-    "chrf"}`` per sample (the predictions-file layout).
+    ``cider``, ``meteor`` (where WordNet is installed), ``distinct_ratio`` and ``top_prediction_share``; rows are
+    ``{"id", "reference", "prediction", "sentence_bleu", "chrf"}`` per sample (the predictions-file layout).
     """
     table = pd.DataFrame({"id": list(ids), "reference": list(references), "prediction": list(predictions)})
     stats = sample_stats(table)
     scores = corpus_metrics(table, bootstrap=0, stats=stats)
     corpus = {"bleu": scores["bleu"], **{f"bleu{n}": scores[f"bleu{n}"] for n in range(1, _MAX_ORDER)},
               f"bleu{_MAX_ORDER}": scores["bleu"], "chrf": scores["chrf"], "rouge_l": scores["rougeL"],
-              "wer": scores["wer"], **diversity(table["prediction"].tolist())}
+              "wer": scores["wer"], "cider": scores["cider"], **{k: scores[k] for k in ("meteor",) if k in scores},
+              **diversity(table["prediction"].tolist())}
     per_sample = sentence_scores(table, stats)
     rows = [{"id": row.id, "reference": row.reference, "prediction": row.prediction,
              "sentence_bleu": float(row.sentence_bleu), "chrf": float(row.sentence_chrf)}

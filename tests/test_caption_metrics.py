@@ -18,6 +18,7 @@ from pycocoevalcap.cider.cider import Cider
 
 from analysis import AnalysisError
 from analysis.caption_metrics import cider_d, meteor, tokenize
+from analysis.metrics import validation_scores
 from tests.helpers.predictions import healthy_records, write_jsonl
 from tests.helpers.process import REPO_ROOT, child_env
 from tests.helpers.wordnet import write_tiny_wordnet
@@ -44,6 +45,13 @@ def test_cider_d_equals_coco_evaluation(n: int, max_refs: int, seed: int) -> Non
     np.testing.assert_allclose(ours, coco_samples, rtol=1e-12, atol=1e-12)
     assert ours.mean() == pytest.approx(coco_corpus, rel=1e-12)
     assert ours[0] > 0
+
+
+def test_training_validation_scores_carry_cider() -> None:
+    records = healthy_records(12)
+    hyps, refs = [r["prediction"] for r in records], [r["reference"] for r in records]
+    corpus, _rows = validation_scores([r["id"] for r in records], refs, hyps)
+    assert corpus["cider"] == pytest.approx(cider_d(hyps, [[r] for r in refs]).mean())
 
 
 def test_cider_d_bad_inputs() -> None:
