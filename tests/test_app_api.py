@@ -186,7 +186,7 @@ def test_compare_on_evaluation_split(app, demo_bundle_dir):
         client.predict("no such split", "zero-shot", "fine-tuned", api_name="/compare_split")
 
 
-def test_compare_two_prediction_files(app):
+def test_compare_two_prediction_files(app, tmp_path):
     _, state, client = app
     rows = collapsed_rows()
     perfect = [{**r, "prediction": r["reference"]} for r in rows]
@@ -197,6 +197,13 @@ def test_compare_two_prediction_files(app):
     assert bleu[1].startswith("100.00")  # A is the references themselves
     assert "better on 20" in wins and "ties 4" in wins  # B only matches on its 4 non-generic samples
     assert all(row[0] == "cmp_perfect/predictions_epoch1.jsonl" for row in examples["data"])
+    # Uploaded files are named by their file name, not by the upload's hash folder.
+    upload_a = write_predictions(tmp_path / "a", 1, perfect)
+    upload_b = write_predictions(tmp_path / "b", 2, rows)
+    table, wins, _, _, examples = client.predict(handle_file(str(upload_a)), handle_file(str(upload_b)), "", "",
+                                                 api_name="/compare_files")
+    assert table["headers"][1:3] == ["predictions_epoch1.jsonl", "predictions_epoch2.jsonl"]
+    assert "**predictions\\_epoch1\\.jsonl** better on 20" in wins
 
 
 def test_load_predictions_table_and_collapse_panel(app, tmp_path):
@@ -205,7 +212,10 @@ def test_load_predictions_table_and_collapse_panel(app, tmp_path):
     rows = collapsed_rows()
     write_predictions(run, 1, [{**r, "prediction": "the man is happy"} for r in rows])
     write_predictions(run, 2, rows)
-    assert "collapsed_run" in client.predict(api_name="/list_runs")
+    runs = client.predict(api_name="/list_runs")
+    assert "collapsed_run" in runs and runs[-2:] == ["demo/run_b", "demo/run_a"]  # the demo's example runs too
+    label, table, *_ = client.predict("demo/run_b", "last", "", None, api_name="/load_predictions")
+    assert label.startswith("**run\\_b**") and len(table["data"]) > 0
     label, table, verdict, figures, generic, rank_plot, epoch_plot = client.predict(  # (the State output is not sent)
         "collapsed_run", "last", "", None, api_name="/load_predictions")
     assert "24 samples" in label and len(table["data"]) == 24
@@ -312,6 +322,12 @@ def test_app_stays_responsive_during_a_translation_and_cancel_stops_it(demo_bund
         job = client.submit(handle_file(str(long_clip)), ["eng_Latn"], "zero-shot", False, 2, 32, 0,
                             api_name="/translate")
         _wait(lambda: job.status().code.name in ("PROCESSING", "PROGRESS"), 60, "the translation to start")
+
+        def preprocessing_progress() -> bool:  # the bar moves while the clip is decoded (it sat at 0 % before)
+            units = job.status().progress_data or []
+            return any(u.desc.startswith("preprocessing:") and (u.progress or 0) > 0 for u in units)
+
+        _wait(preprocessing_progress, 60, "progress during preprocessing")
         started = time.perf_counter()
         label, table, *_ = other.predict("r1", "last", "", None, api_name="/load_predictions")
         answered = time.perf_counter() - started

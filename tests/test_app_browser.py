@@ -18,6 +18,7 @@ from tests.helpers.predictions import collapsed_rows, write_predictions
 from tests.helpers.video import SAMPLES
 
 CHROMIUM = "/usr/bin/chromium"
+SPINNERS = "[data-testid='status-tracker']:not(.hide) >> visible=true"  # Gradio's pending/progress overlays
 HOSTILE = '<img src=x onerror="window.sltInjected = 1">'  # a prediction that must stay text
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -33,7 +34,8 @@ def app(demo_bundle_dir, tmp_path_factory):
     write_predictions(runs / "browse_run", 1, [{**r, "prediction": "the man is happy"} for r in rows])
     write_predictions(runs / "browse_run", 2, rows)
     write_predictions(runs / "hostile_run", 1, [{**r, "prediction": HOSTILE} for r in rows])
-    settings = app_settings(demo_bundle_dir, runs, free_port())
+    # Room for a long clip: the cancel test needs a translation that is surely still running when cancelled.
+    settings = app_settings(demo_bundle_dir, runs, free_port(), max_clip_seconds=300, max_upload_mb=100)
     with launched_app(settings) as (url, state):
         yield url, state
 
@@ -77,6 +79,49 @@ def shot(page: Page, folder: Path, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
     return path
+
+
+def test_first_visit(app, browser, tmp_path):
+    """A fresh page: what a new visitor sees before doing anything."""
+    with open_page(browser, app[0]) as fresh:
+        status = fresh.locator("#slt-model-status")
+        expect(status).to_contain_text("offline demo models")  # says what the demo models can and cannot do
+        expect(status).to_contain_text("synthetic corpus")
+        # The language box offers the decoder's languages by name (the demo decoder knows only English).
+        expect(fresh.get_by_text("English (eng_Latn)").first).to_be_visible()
+        # The Compare tab's dropdowns are filled and not under a spinner.
+        fresh.get_by_role("tab", name="Compare").click()
+        expect(fresh.get_by_label("Encoder A (baseline)")).to_have_value("zero-shot")
+        shot(fresh, tmp_path, "compare_first_visit")
+        expect(fresh.locator(SPINNERS)).to_have_count(0)
+        # The predictions browser opens the newest run (the demo's example run when the runs folder is empty: see
+        # test_app_api); empty tables show real column names.
+        fresh.get_by_role("tab", name="Predictions browser").click()
+        expect(fresh.get_by_text("hostile_run: 6 samples")).to_be_visible(timeout=60_000)
+        expect(fresh.get_by_text("Mode collapse:").first).to_be_visible()
+        expect(fresh.get_by_role("columnheader", name="sentence_chrf").first).to_be_attached()
+        shot(fresh, tmp_path, "browser_first_visit")
+        for placeholder in ("1", "2", "3"):
+            expect(fresh.get_by_role("columnheader", name=placeholder, exact=True)).to_have_count(0)
+
+
+def test_cancel_shows_cancelled_and_progress_moves_during_preprocessing(app, page, tmp_path):
+    from slt.ui.media import browser_playable
+    from tests.helpers.video import write_long_video
+
+    long_clip = browser_playable(write_long_video(tmp_path / "long.mp4", repeats=12), tmp_path)  # VP8: playable
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("input[type=file]").first.set_input_files(str(long_clip))
+    expect(page.locator("video").first).to_be_attached()
+    page.get_by_role("button", name="Translate", exact=True).click()
+    # The progress bar moves while the clip is decoded and scanned (it sat at 0 % until SignHiera before).
+    expect(page.get_by_text("preprocessing: decode").first).to_be_visible(timeout=60_000)
+    shot(page, tmp_path, "preprocessing_progress")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(page.locator(".slt-cancelled")).to_contain_text("Cancelled", timeout=60_000)
+    expect(page.locator(SPINNERS)).to_have_count(0, timeout=60_000)
+    shot(page, tmp_path, "cancelled")
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # no red error badge or toast
 
 
 def test_translate_tab_translates_a_shipped_example(app, page, tmp_path):
@@ -136,6 +181,7 @@ def test_train_tab_run_appears_in_browser_when_finished(app, page, tmp_path):
     expect(page.get_by_text("-m slt train --config").first).to_be_visible()
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page.get_by_text(re.compile(r"state \*?\*?finished|state finished"))).to_be_visible(timeout=150_000)
+    expect(page.get_by_text(re.compile(r"epochs done 2 of 2"))).to_be_visible()  # not "epoch 3"
     expect(page.locator(".js-plotly-plot >> visible=true").first).to_be_visible()
     shot(page, tmp_path, "train")
     status = json.loads((state.settings.runs_dir / "browser-run" / "status.json").read_text())

@@ -11,6 +11,10 @@ from slt.ui.split_eval import SplitPredictor, evaluation_splits
 from slt.ui.state import AppState
 
 TITLE = "SLT Studio: sign language video → text (SONAR ASL)"
+DEMO_NOTICE = ("\n\n⚠️ **These are the offline demo models.** They were trained only on this project's synthetic "
+               "corpus (a drawn signer signing sentences of a small English grammar, like the sample clips) and "
+               "translate only English: they do not understand real signing. Meta's released models are used "
+               "when they are cached or can be downloaded (`--model-set official`).")
 
 
 def build_app(state: AppState) -> gr.Blocks:
@@ -38,6 +42,8 @@ def build_app(state: AppState) -> gr.Blocks:
             current = state.loader.status
             icon = {"ready": "✅", "failed": "❌"}.get(current.phase, "⏳")
             line = f"{icon} **Models:** {current.message}"
+            if current.phase == "ready" and state.loader.wait().model_set.name == "demo":
+                line += DEMO_NOTICE
             if current.phase != "ready":
                 keep = [gr.update()] * (len(encoder_boxes) + len(language_boxes) + 1)
                 return [line, gr.Timer(active=current.phase != "failed"), *keep]
@@ -59,7 +65,8 @@ def build_app(state: AppState) -> gr.Blocks:
 
         outputs = [status, ready_timer, *encoder_boxes, *language_boxes, compare["split"]]
         ready_timer.tick(model_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
-        demo.load(model_status, None, outputs, api_visibility="private", queue=False)
+        # Hidden progress: components in tabs not yet shown would otherwise keep a spinner until their next update.
+        demo.load(model_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
 
         def model_info() -> dict:
             """What the app runs on: loader state and, when ready, the model set, encoders, languages, device."""
@@ -74,9 +81,10 @@ def build_app(state: AppState) -> gr.Blocks:
         # An API-only endpoint (no hidden component). Queued: a queue=False event completes inside its own join
         # request, before gradio_client has registered it, which breaks a client with another request running.
         gr.api(model_info, api_name="model_info", concurrency_id="light", concurrency_limit=8)
-        # The run list may have grown (a training run finished) since the page was built.
-        browser_tab_item.select(browser_tab.refresh_runs_for(state), None, browser["run"], api_visibility="private",
-                                queue=False)
+        # The first visit opens the demo's example run; the run list may have grown (a training run finished).
+        first_visit, visit_inputs, visit_outputs = browser["first_visit"]
+        browser_tab_item.select(first_visit, visit_inputs, visit_outputs, api_visibility="private",
+                                concurrency_id="light", concurrency_limit=8)
     return demo
 
 

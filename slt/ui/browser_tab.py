@@ -23,10 +23,17 @@ from slt.modelset import read_demo_bundle
 from slt.ui.common import markdown_text, user_errors
 from slt.ui.limits import check_allowed_path
 from slt.ui.media import browser_playable
-from slt.ui.settings import gradio_upload_dir
+from slt.ui.settings import DEMO_RUN_NAMES, gradio_upload_dir
 from slt.ui.state import AppState
 
 TABLE_COLUMNS = ["id", "reference", "prediction", "sentence_bleu", "sentence_chrf", "ref_len", "hyp_len"]
+
+
+HISTORY_COLUMNS = ["epoch", "prediction", "sentence_bleu", "sentence_chrf"]
+FIGURE_COLUMNS = ["figure", "value"]
+GENERIC_COLUMNS = ["text", "inputs", "correct_for", "in_references"]
+DEMO_PREFIX = "demo/"  # choice values of the demo set's example runs (never a server path in the page)
+DEMO_RUNS = DEMO_RUN_NAMES  # shipped with the demo set, so the browser has runs to show on a first visit
 
 
 def list_runs(runs_dir: Path) -> list[str]:
@@ -37,11 +44,32 @@ def list_runs(runs_dir: Path) -> list[str]:
     return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
+def demo_runs(demo_root: Path) -> dict[str, Path]:
+    """The demo set's example runs that exist (name -> folder)."""
+    found = {name: Path(demo_root) / "work" / name for name in DEMO_RUNS}
+    return {name: path for name, path in found.items() if any(path.glob("predictions_*.jsonl"))}
+
+
+def run_choices(settings) -> list[tuple[str, str]]:
+    """(label, value) of every browsable run: the runs folder's (newest first), then the demo's example runs."""
+    choices = [(name, name) for name in list_runs(settings.runs_dir)]
+    choices += [(f"{name}: {DEMO_RUNS[name]} (demo example)", DEMO_PREFIX + name)
+                for name in demo_runs(settings.demo_dir)]
+    return choices
+
+
+def resolve_run(settings, value: str) -> Path:
+    """A run choice's folder: a demo example run, or a folder of the runs directory (checked by the caller)."""
+    if value.startswith(DEMO_PREFIX) and value[len(DEMO_PREFIX):] in DEMO_RUNS:
+        return Path(settings.demo_dir) / "work" / value[len(DEMO_PREFIX):]
+    return settings.runs_dir / value
+
+
 def refresh_runs_for(state: AppState):
     """An event handler that re-lists the runs (a run started from the Train tab appears once it has predictions)."""
 
     def refresh():
-        return gr.update(choices=list_runs(state.settings.runs_dir))
+        return gr.update(choices=run_choices(state.settings))
 
     return refresh
 
@@ -109,7 +137,7 @@ class EpochCache:
                 rows.append({"epoch": epoch, "prediction": hit["prediction"],
                              "sentence_bleu": round(float(hit["sentence_bleu"]), 2),
                              "sentence_chrf": round(float(hit["sentence_chrf"]), 2)})
-        return pd.DataFrame(rows, columns=["epoch", "prediction", "sentence_bleu", "sentence_chrf"])
+        return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
 def collapse_outputs(df: pd.DataFrame, run_dir: Path | None):
@@ -120,7 +148,7 @@ def collapse_outputs(df: pd.DataFrame, run_dir: Path | None):
                + "\n".join(f"- {markdown_text(r)}" for r in report.reasons + report.notes))
     figures = pd.DataFrame([{"figure": k, "value": v if not isinstance(v, float) else round(v, 4)}
                             for k, v in report.figures.items() if v is not None and not k.startswith("ref_")])
-    generic = pd.DataFrame(report.generic_details, columns=["text", "inputs", "correct_for", "in_references"])
+    generic = pd.DataFrame(report.generic_details, columns=GENERIC_COLUMNS)
     by_epoch = None
     if run_dir is not None and len(list_epochs(run_dir)) > 0:
         table = collapse_by_epoch(run_dir)
@@ -135,7 +163,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     epochs_cache = EpochCache()
     source = gr.State(None)  # the loaded run dir or file (a string)
     with gr.Row():
-        run = gr.Dropdown(choices=list_runs(settings.runs_dir), label="Run (from the runs directory)",
+        run = gr.Dropdown(choices=run_choices(settings), label="Run (from the runs directory)",
                           allow_custom_value=True)
         refresh = gr.Button("↻ Refresh runs", size="sm")
         epoch = gr.Dropdown(choices=["last"], value="last", label="Epoch", allow_custom_value=True)
@@ -143,17 +171,19 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         upload = gr.File(label="or upload predictions", file_types=[".jsonl", ".json", ".csv", ".tsv"], type="filepath")
         load = gr.Button("Open", variant="primary")
     loaded = gr.Markdown()
-    table = gr.Dataframe(label="Samples (click a row; sort by a column header; search)", interactive=False,
-                         show_search="search", wrap=True, max_height=420)
+    # Empty tables start with their real column names (not Gradio's placeholder 1, 2, 3).
+    table = gr.Dataframe(value=pd.DataFrame(columns=TABLE_COLUMNS), interactive=False, show_search="search",
+                         label="Samples (click a row; sort by a column header; search)", wrap=True, max_height=420)
     with gr.Row():
         video = gr.Video(label="Sample video", interactive=False, height=260)
-        history = gr.Dataframe(label="This sample's predictions across epochs", interactive=False, wrap=True)
+        history = gr.Dataframe(value=pd.DataFrame(columns=HISTORY_COLUMNS), interactive=False, wrap=True,
+                               label="This sample's predictions across epochs")
     with gr.Accordion("Mode collapse", open=True):
         verdict = gr.Markdown()
         with gr.Row():
-            figures = gr.Dataframe(label="Figures", interactive=False)
-            generic = gr.Dataframe(label="Generic predictions (how many inputs each covers)", interactive=False,
-                                   wrap=True)
+            figures = gr.Dataframe(value=pd.DataFrame(columns=FIGURE_COLUMNS), label="Figures", interactive=False)
+            generic = gr.Dataframe(value=pd.DataFrame(columns=GENERIC_COLUMNS), interactive=False, wrap=True,
+                                   label="Generic predictions (how many inputs each covers)")
         with gr.Row():
             rank_plot = gr.Plot(label="Rank / frequency")
             epoch_plot = gr.Plot(label="Figures by epoch")
@@ -162,7 +192,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
 
     def runs() -> list[str]:
         """Names of the runs with predictions (what the Run dropdown offers)."""
-        return list_runs(settings.runs_dir)
+        return [value for _, value in run_choices(settings)]
 
     gr.api(runs, api_name="list_runs", concurrency_id="light", concurrency_limit=8)  # API only: no component
 
@@ -170,7 +200,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     def pick_epochs(run_name):
         if not run_name:
             return gr.update(choices=["last"], value="last")
-        run_dir = check_allowed_path(settings.runs_dir / run_name, settings)
+        run_dir = check_allowed_path(resolve_run(settings, run_name), settings)
         return gr.update(choices=["last", *map(str, list_epochs(run_dir))], value="last")
 
     run.change(pick_epochs, run, epoch, api_visibility="private")
@@ -178,7 +208,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     @user_errors
     def open_predictions(run_name, epoch_choice, typed, uploaded):
         """Load a run's (or file's) predictions: samples table, collapse panel."""
-        chosen = uploaded or (typed or "").strip() or (str(settings.runs_dir / run_name) if run_name else "")
+        chosen = uploaded or (typed or "").strip() or (str(resolve_run(settings, run_name)) if run_name else "")
         if not chosen:
             raise InvalidArgumentError("choose a run, type a path or upload a predictions file")
         target = check_allowed_path(chosen, settings)
@@ -191,8 +221,18 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
                  + f": {len(df)} samples")
         return (label, samples_table(df), str(target), *outputs)
 
-    load.click(open_predictions, [run, epoch, path, upload],
-               [loaded, table, source, verdict, figures, generic, rank_plot, epoch_plot], api_name="load_predictions")
+    opened = [loaded, table, source, verdict, figures, generic, rank_plot, epoch_plot]
+    load.click(open_predictions, [run, epoch, path, upload], opened, api_name="load_predictions")
+
+    @user_errors
+    def first_visit(loaded_source):
+        """On opening the tab: re-list the runs; if nothing is open yet, open the first run (the demo's example)."""
+        choices = run_choices(settings)
+        if loaded_source or not choices:
+            return [gr.update(choices=choices)] + [gr.update()] * len(opened)
+        first = choices[0][1]
+        return [gr.update(choices=choices, value=first), *open_predictions(first, "last", "", None)]
+
 
     @user_errors
     def select_sample(loaded_source, evt: gr.SelectData):
@@ -208,4 +248,4 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         return (str(playable) if playable else None), past
 
     table.select(select_sample, [source], [video, history], api_visibility="private")
-    return {"run": run}
+    return {"run": run, "first_visit": (first_visit, [source], [run, *opened])}

@@ -95,12 +95,14 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                 path_b = gr.Textbox(label="or path B (run dir or file)")
                 run_files = gr.Button("Compare files")
         wins = gr.Markdown()
-        table = gr.Dataframe(label="Corpus metrics (95 % CI) and paired significance (bootstrap, randomisation)",
+        table = gr.Dataframe(value=pd.DataFrame(columns=["metric", "encoder A", "encoder B", "p (bs)", "p (ar)"]),
+                             label="Corpus metrics (95 % CI) and paired significance (bootstrap, randomisation)",
                              interactive=False)
         with gr.Row():
             scatter = gr.Plot(label="Per-sample sentence BLEU")
             buckets = gr.Plot(label="BLEU by reference length")
-        examples = gr.Dataframe(label="Where each system wins", interactive=False, wrap=True)
+        examples = gr.Dataframe(value=pd.DataFrame(columns=["better", "id", "reference", "A", "B", "delta"]),
+                                label="Where each system wins", interactive=False, wrap=True)
 
     @user_errors
     async def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)

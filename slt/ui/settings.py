@@ -29,6 +29,8 @@ from slt.errors import InvalidArgumentError
 from slt.registry import MODEL_SETS, REPO_ROOT, demo_dir
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# The demo build's two training runs (slt/demo/build.py writes them under <demo>/work/): name -> what they are.
+DEMO_RUN_NAMES = {"run_b": "fine-tuning on domain B", "run_a": "zero-shot training on domain A"}
 
 
 def gradio_upload_dir() -> Path:
@@ -85,8 +87,9 @@ class AppSettings:
 
     @property
     def blocked_roots(self) -> list[Path]:
-        """Never served, even when inside a served or temporary folder: checkpoints, jobs.json, console logs."""
-        return [self.runs_dir.resolve()]
+        """Never served, even when inside a served or temporary folder: checkpoints, jobs.json, console logs (the
+        runs folder, and the demo set's example runs, which the predictions browser reads but never serves)."""
+        return [self.runs_dir.resolve(), *(self.demo_dir.resolve() / "work" / name for name in DEMO_RUN_NAMES)]
 
     @property
     def exposed(self) -> bool:

@@ -66,7 +66,7 @@ async def translate_clip(state: AppState, video_path, languages_chosen, encoder_
     path = check_upload(video_path, settings)
     check_frame_size(path, settings)
     cancel = state.cancel_flag(session)
-    report = progress or (lambda fraction, desc=None: None)
+    report = progress if progress is not None else (lambda fraction, desc=None: None)  # (a gr.Progress is falsy)
 
     def work():
         engine = state.engine(progress=engine_progress(report))
@@ -83,8 +83,10 @@ async def translate_clip(state: AppState, video_path, languages_chosen, encoder_
         return CANCELLED_HTML, None, "", [], {"cancelled": True}
     finally:
         state.release_flag(session, cancel)
+    details = result.to_dict()
+    details["video"] = Path(details["video"]).name  # the upload's name, not its server folder
     return (translations_html(result.translations), result.preview, summary_markdown(result),
-            timings_rows(result.timings), result.to_dict())
+            timings_rows(result.timings), details)
 
 
 def build(state: AppState) -> dict[str, gr.components.Component]:
@@ -114,7 +116,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
         with gr.Column(scale=1):
             output = gr.HTML(label="Translations", value="<em>Translations appear here.</em>")
             gr.Markdown("**What the model sees:** the first frame with the signer box, then sampled crops")
-            preview = gr.Image(show_label=False, type="numpy", interactive=False, height=140)
+            # No fixed height: the strip is wide (a frame and 6 crops) and a fixed height cut its right end off.
+            preview = gr.Image(show_label=False, type="numpy", interactive=False, elem_id="slt-preview")
             summary = gr.Markdown()
             timings = gr.Dataframe(headers=["stage", "seconds"], label="Timings", interactive=False)
             details = gr.JSON(label="Result (JSON)")
