@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from slt.errors import VideoTooLongError
+from slt.errors import Cancelled, VideoTooLongError
 from slt.video.decode import iter_frames
 from slt.video.detect import device_name, downscale, get_detector, map_back
 from slt.video.motion import box_motion, flow_magnitude
@@ -129,7 +129,8 @@ def scan_videos(jobs: Sequence[ScanJob], *, detector: str, detect_every: int, de
                 progress: Callable[[int, int], None] | None = None) -> Iterator[ScanResult]:
     """Scan several videos with one reader thread and shared detector batches; yields one ScanResult per job, in
     order, each as soon as it is complete. A video that fails raises its error when its turn comes (the reader
-    stops there). `should_stop` is asked by the reader before every frame (Cancelled); `progress(job, frames)`
+    stops there). `should_stop` is asked by the reader before every frame and here before each detector batch
+    (Cancelled: frames already queued are not detected); `progress(job, frames)`
     is called here (the caller's thread) after each detected frame with that video's frames decoded so far."""
     detect = get_detector(detector, device)
     kind = "cuda" if detector == "cnn" and device_name(device).startswith("cuda") else "cpu"
@@ -162,6 +163,8 @@ def scan_videos(jobs: Sequence[ScanJob], *, detector: str, detect_every: int, de
                 except queue.Empty:
                     break
             if batch:
+                if should_stop is not None and should_stop():  # frames still queued are not worth detecting
+                    raise Cancelled(f"stopped on request before detecting faces in {jobs[batch[0].job].path.name}")
                 _detect_batch(batch, detect, upsample, results)
                 if progress is not None:
                     for sample in batch:
