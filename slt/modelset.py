@@ -6,8 +6,9 @@ describes sets and reads files; it never downloads eagerly, never builds anythin
 `slt.download`, so every layer (data, training, the engine, the front ends) can use it. Choosing a set by name
 (``auto``, ``official``, ``demo``) is :mod:`slt.registry`'s job; building the demo set is :mod:`slt.demo.build`'s.
 
-- The official set is Meta's DailyMoth-70h release: files downloaded on first use into :func:`cache_dir`
-  (``$SLT_CACHE_DIR``, default ``checkpoints/official``); its decoder comes from sonar-space's asset cards.
+- The official set is Meta's DailyMoth-70h release: files downloaded on first use into
+  `slt.download.default_cache_dir()` (``$SLT_CACHE_DIR``, default ``checkpoints/official``); its decoder comes
+  from sonar-space's asset cards.
 - The demo set is described by ``demo.json`` in :func:`demo_dir` (``$SLT_DEMO_DIR``, default ``checkpoints/demo``),
   read into a :class:`DemoBundle` by :func:`read_demo_bundle`, the one reader of that file.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from slt.download import ProgressCallback, RemoteFile, ensure_file
+from slt.download import ProgressCallback, RemoteFile, default_cache_dir, ensure_file
 from slt.errors import ModelUnavailableError
 from slt.utils.io import atomic_write_json
 
@@ -37,11 +38,6 @@ OFFICIAL_SAMPLE_REFERENCE = "A major concern is landslides in mountainous areas.
 BUNDLE_FILE = "demo.json"  # the demo set's description, inside its folder
 
 FileSource = Path | RemoteFile
-
-
-def cache_dir() -> Path:
-    """Where downloaded official weights live."""
-    return Path(os.environ.get("SLT_CACHE_DIR", REPO_ROOT / "checkpoints" / "official"))
 
 
 def demo_dir() -> Path:
@@ -82,7 +78,7 @@ class ModelSet:
     def resolve_file(self, source: FileSource, progress: ProgressCallback | None = None) -> Path:
         """The local path of one of the set's files (downloading a remote one into the cache when missing)."""
         if isinstance(source, RemoteFile):
-            return ensure_file(source, cache_dir(), progress=progress)
+            return ensure_file(source, default_cache_dir(), progress=progress)
         if not Path(source).exists():
             raise ModelUnavailableError(f"model file {source} of model set '{self.name}' does not exist")
         return Path(source)
@@ -104,7 +100,7 @@ def official_encoder_path() -> Path:
 
 
 def official_files_cached() -> bool:
-    return all((cache_dir() / f.filename).exists() for f in (OFFICIAL_SIGNHIERA, OFFICIAL_ENCODER))
+    return all((default_cache_dir() / f.filename).exists() for f in (OFFICIAL_SIGNHIERA, OFFICIAL_ENCODER))
 
 
 # ---------------------------------------------------------------------------------------------- the demo bundle

@@ -16,14 +16,13 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from slt.download import offline_requested
+from slt.download import default_cache_dir, offline_requested
 from slt.errors import ModelUnavailableError
 from slt.modelset import (
     BUNDLE_FILE,
     OFFICIAL_ENCODER,
     REPO_ROOT,
     ModelSet,
-    cache_dir,
     demo_bundle_exists,
     demo_dir,
     official_files_cached,
@@ -81,7 +80,7 @@ def describe_model_sets() -> list[dict]:
     rows = []
     official = official_model_set()
     for role, source in official.files().items():
-        path = cache_dir() / source.filename
+        path = default_cache_dir() / source.filename
         rows.append({"set": "official", "role": role, "file": source.filename, "cached": path.exists(),
                      "path": str(path), "url": source.url,
                      "size_bytes": path.stat().st_size if path.exists() else None})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from slt.registry import cache_dir, demo_dir, describe_model_sets
+from slt.download import default_cache_dir
+from slt.registry import demo_dir, describe_model_sets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     rows = describe_model_sets()
     if args.json:
-        print(json.dumps({"cache_dir": str(cache_dir()), "demo_dir": str(demo_dir()), "files": rows}, indent=2))
+        print(json.dumps({"cache_dir": str(default_cache_dir()), "demo_dir": str(demo_dir()), "files": rows}, indent=2))
         return 0
-    print(f"cache dir (SLT_CACHE_DIR): {cache_dir()}\ndemo dir (SLT_DEMO_DIR):   {demo_dir()}\n")
+    print(f"cache dir (SLT_CACHE_DIR): {default_cache_dir()}\ndemo dir (SLT_DEMO_DIR):   {demo_dir()}\n")
     for row in rows:
         state = {True: "cached", False: "missing", None: "via fairseq2"}[row["cached"]]
         size = f"{row['size_bytes'] / 1e6:,.1f} MB" if row["size_bytes"] else ""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from slt.engine import TranslationEngine
 from slt.registry import MODEL_SETS, build_demo_set, demo_set_built, pick_model_set, resolve_model_set
+from slt.text import DecodingOptions
+from slt.video import default_preprocess
 from slt.video.detect import DETECTORS
 
 
@@ -31,8 +33,6 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decoding_from_args(args: argparse.Namespace):
-    from slt.text import DecodingOptions
-
     return DecodingOptions(
         beam_size=args.beam_size, max_len=args.max_len, len_penalty=args.len_penalty,
         no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
@@ -62,8 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slt.video import default_preprocess
-
     chosen = pick_model_set(args.model_set)
     if chosen == "demo" and not demo_set_built():
         build_demo_set()  # first use offline: build the demo set here, printing its steps

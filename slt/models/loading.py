@@ -2,7 +2,7 @@
 
 Released files (``{'model': sd}`` / ``{'student': sd}``) carry no config and are full size unless ``config=`` says
 otherwise; files written by :func:`save_model_checkpoint` carry their config and kind. Known leftovers are handled
-by name (shared/reference/conformance/README.md); anything else that does not match is a CheckpointError.
+by name (tests/data/released_layouts/README.md lists them); anything else that does not match is a CheckpointError.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SignHiera: the Hiera video encoder (hiera_base_128x224) that turns 128-frame sign clips into features.
 
-Layout facts (shared/reference/PIPELINE.md): a Conv3d patch embedding, separate spatial and temporal position
+Layout (docs/PIPELINE.md, "SignHiera"): a Conv3d patch embedding, separate spatial and temporal position
 embeddings, four stages whose first blocks (after the first stage) max-pool the queries by ``q_stride``, and
 mask-unit (windowed) attention in the early stages, global attention later. Tokens are kept "unrolled": reordered
 once so that every query pooling is a max over the leading stride slots of the sequence and every mask unit is a

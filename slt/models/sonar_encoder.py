@@ -3,7 +3,7 @@
 A T5 v1.1 encoder-decoder (transformers' ``T5Stack``) whose encoder reads projected video features instead of
 token embeddings; the sentence embedding is the decoder's output for one start token (id 0) cross-attending to
 the encoder, passed through ``projection_out``. Attribute names follow the released checkpoint layout
-(shared/reference/conformance/sonar_encoder_keys.json), so ``state_dict()`` matches it key for key.
+(tests/data/released_layouts/sonar_encoder_keys.json), so ``state_dict()`` matches it key for key.
 """
 
 from __future__ import annotations

@@ -19,7 +19,10 @@ from typing import Any
 
 import yaml
 
+from slt.download import RemoteFile, default_cache_dir, ensure_file
 from slt.errors import ModelUnavailableError, UnknownAssetError
+from slt.text.languages import FLORES200_LANGUAGES
+from slt.utils.io import atomic_write_text
 
 _SOURCE = "slt-local"
 _CARDS: dict[str, dict[str, object]] = {}  # canonical name ("name@") -> card metadata
@@ -192,8 +195,6 @@ def write_asset_cards(cards: list[dict[str, object]], path: str | Path) -> Path:
 
     Files inside the card file's folder are written as paths relative to it, so the folder can be moved or
     copied (e.g. a demo bundle to another machine); `register_asset_file` resolves them again."""
-    from slt.utils.io import atomic_write_text
-
     folder = Path(path).resolve().parent
     portable = []
     for card in cards:
@@ -314,8 +315,6 @@ def _card(name: str, kind: str) -> dict[str, object]:
 
 def _local_file(uri: object, name: str, kind: str) -> Path:
     """The path behind a card's file URI; official https files must already be in the SLT cache."""
-    from slt.download import RemoteFile, default_cache_dir, ensure_file
-
     if not isinstance(uri, str):
         raise ModelUnavailableError(f"asset '{name}' has no file for the {kind}")
     parsed = urllib.parse.urlparse(uri)
@@ -362,8 +361,6 @@ def resolve_text_assets(decoder: str, tokenizer: str) -> TextAssets:
     Local cards (`register_asset_file`) point at files; the official names download into the SLT cache
     (`$SLT_CACHE_DIR/sonar_text`) on first use, or fail clearly offline.
     """
-    from slt.text.languages import FLORES200_LANGUAGES
-
     decoder_card = _card(decoder, "text decoder")
     if decoder_card.get("model_family") != DECODER_FAMILY:
         raise ModelUnavailableError(

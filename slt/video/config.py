@@ -1,4 +1,4 @@
-"""Preprocessing settings (defaults follow the released SONAR ASL pipeline, see PIPELINE.md)."""
+"""Preprocessing settings (defaults follow the released SONAR ASL pipeline, see docs/PIPELINE.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """From per-frame face boxes to one square signer box per video.
 
-Rules (PIPELINE.md "Preprocessing"): face box -> signer box by widening 1.5 w on each side, 1.0 h above and
+Rules (docs/PIPELINE.md, "Preprocessing"): face box -> signer box by widening 1.5 w on each side, 1.0 h above and
 3.0 h below; one box per video: the mean box when no sampled frame has two faces, else face tubes linked by
 IoU > 0.2, kept when present in > 50 % of sampled frames, the one with most motion (else the largest) wins.
 """

@@ -26,6 +26,7 @@ from slt.data.synth.grammar import Grammar, Sentence
 from slt.data.synth.lexicon import gesture_for
 from slt.data.synth.render import plan_performance, render_performance
 from slt.errors import CorpusConfigError
+from slt.utils.io import atomic_write_json, atomic_write_text
 
 SPLITS = ("train", "val", "test")
 MANIFEST_HEADER = ("id", "video_path", "n_frames", "translation")
@@ -164,8 +165,6 @@ def generate_corpus(out_dir: str | os.PathLike, domain: str | DomainSpec = "stud
 
 
 def _write_manifests(out_dir: Path, plans: dict[str, list[ClipPlan]], results: dict, fmt: str) -> dict[str, Path]:
-    from slt.utils.io import atomic_write_text
-
     paths: dict[str, Path] = {}
     for split in SPLITS:
         rows, gloss_rows = [], ["id\tglosses\tspans"]
@@ -189,8 +188,6 @@ def _write_manifests(out_dir: Path, plans: dict[str, list[ClipPlan]], results: d
 
 def _write_corpus_json(out_dir: Path, spec: DomainSpec, seed: int, split_policy: str, fmt: str,
                        plans: dict[str, list[ClipPlan]]) -> None:
-    from slt.utils.io import atomic_write_json
-
     grammar = Grammar(spec.vocabulary, spec.min_words, spec.max_words)
     atomic_write_json(out_dir / "corpus.json", {
         "generator": "slt.data.synth",

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from slt.errors import CorpusConfigError
+
 Role = Literal["subject", "verb", "object", "adverbial"]
 
 # Well separated hues in RGB; none is close to skin, shirt or the plain studio background.
@@ -138,8 +140,6 @@ def gesture_for(gloss: str) -> Gesture:
     that glosses sharing a colour still differ in several other ways.
     """
     if gloss not in LEXICON:
-        from slt.errors import CorpusConfigError
-
         raise CorpusConfigError(f"unknown gloss {gloss!r}; known glosses: {', '.join(ALL_GLOSSES)}")
     k = ALL_GLOSSES.index(gloss)
     palm = k % len(PALETTE)

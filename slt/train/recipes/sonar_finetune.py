@@ -16,7 +16,9 @@ from torch import Tensor, nn
 
 from slt.data.features import FeatureBatch
 from slt.errors import TrainingError
+from slt.models import load_sonar_sign_encoder, save_model_checkpoint
 from slt.modelset import official_encoder_path
+from slt.text import load_text_decoder, register_asset_file
 from slt.train.config import TrainConfig, decoding_options
 from slt.train.recipes.base import Recipe, unwrap
 
@@ -45,9 +47,6 @@ class SonarFinetuneRecipe(Recipe):
         self.text_decoder = None
 
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
-        from slt.models import load_sonar_sign_encoder
-        from slt.text import load_text_decoder
-
         if cfg.unfreeze_signhiera_layers:
             raise TrainingError("unfreeze_signhiera_layers needs training from video; this trainer trains on "
                                 "pre-extracted features (set it to 0, or re-extract features with a fine-tuned "
@@ -56,8 +55,6 @@ class SonarFinetuneRecipe(Recipe):
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)
         if cfg.asset_cards:
-            from slt.text import register_asset_file
-
             register_asset_file(cfg.asset_cards)
         self.text_decoder = load_text_decoder(cfg.decoder, cfg.tokenizer, device=device,
                                               backend=cfg.decoder_backend)
@@ -109,8 +106,6 @@ class SonarFinetuneRecipe(Recipe):
 
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """The fine-tuned encoder as a checkpoint `slt.models.load_sonar_sign_encoder` (and the engine) loads."""
-        from slt.models import save_model_checkpoint
-
         module = unwrap(model)
         path = Path(run_dir) / "encoder.pt"
         save_model_checkpoint(module.encoder, path)

@@ -21,7 +21,9 @@ from torch import Tensor, nn
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
+from slt.data.features import FeaturesDataset
 from slt.errors import CheckpointError, ModelUnavailableError, TrainingError
+from slt.models import load_sonar_sign_encoder, save_model_checkpoint
 from slt.modelset import official_encoder_path
 from slt.train.recipes.base import unwrap
 from slt.train.recipes.seq2seq import Seq2SeqRecipe, Seq2SeqTranslator
@@ -167,8 +169,6 @@ class T5BridgeRecipe(Seq2SeqRecipe):
 
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         """Load the base encoder, build the bridge and the T5 decoder (pretrained or random) and its vocabulary."""
-        from slt.models import load_sonar_sign_encoder
-
         t5_init = cfg.t5_init
         if t5_init not in T5_INITS:
             raise TrainingError(f"t5_init must be one of {T5_INITS}, got {t5_init!r}")
@@ -238,8 +238,6 @@ class T5BridgeRecipe(Seq2SeqRecipe):
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """`encoder.pt` (the fine-tuned SONAR encoder, loadable by slt.models.load_sonar_sign_encoder and the
         engine) and `t5_bridge.pt` (bridge + T5 decoder + configs) next to the run's vocabulary."""
-        from slt.models import save_model_checkpoint
-
         inner = unwrap(model)
         run_dir = Path(run_dir)
         encoder_path = save_model_checkpoint(inner.encoder, run_dir / ENCODER_FILE)
@@ -260,8 +258,6 @@ class T5BridgeRecipe(Seq2SeqRecipe):
 
 def load_t5_bridge(path: str | Path, device: str | torch.device = "cpu") -> T5BridgeModel:
     """Rebuild an exported t5-bridge translator (encoder and vocabulary are read from the same folder)."""
-    from slt.models import load_sonar_sign_encoder
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"t5-bridge checkpoint not found: {path}")
@@ -285,8 +281,6 @@ def base_encoder_path(cfg: TrainConfig) -> Path:
 
 
 def _train_texts(cfg: TrainConfig) -> list[str]:
-    from slt.data.features import FeaturesDataset
-
     if not cfg.train_features:
         raise TrainingError("the t5-bridge recipe needs train_features to train its SentencePiece vocabulary")
     return FeaturesDataset(cfg.train_features, max_samples=cfg.max_samples).texts
