@@ -36,7 +36,7 @@ import torch
 import slt.video, slt.models, slt.engine
 from slt.engine import TranslationEngine
 from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
-from slt.registry import ModelSet
+from slt.modelset import ModelSet
 from slt.video import PreprocessConfig, preprocess_video
 
 video = sys.argv[1]

@@ -10,6 +10,9 @@ Three ways to give the split's features:
 Writes `test_results.json` (BLEU-1..4, chrF, ROUGE-L, WER, mode-collapse figures, seconds per clip) and a
 predictions file next to it. Decoding flags (beam, length penalty, n-gram blocking, repetition penalty,
 sampling) are selectable because they decide whether a weak model collapses to one sentence.
+
+Start-up time: torch, the trainer, extraction and the analysis library are imported inside the functions that
+use them, so `--help` and argument errors answer at once.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ intermediate.html (plotly, from optuna.visualization) and best_config.json.
 
     python -m slt tune --config base.yaml --storage sqlite:///study.db --study-name bridge --n-trials 30
     python -m slt tune --train-best --storage sqlite:///study.db --study-name bridge
+
+Start-up time: Optuna and the trainer (torch, the recipes) are imported inside the functions that use them, so
+`--help` and argument errors answer at once.
 """
 
 from __future__ import annotations
