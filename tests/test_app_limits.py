@@ -4,6 +4,7 @@ handlers' concurrency groups (the Blocks are built, not launched)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -165,3 +166,33 @@ def test_language_choices_name_the_decoders_languages():
     every = dict((code, label) for label, code in language_choices(FLORES200_LANGUAGES))
     assert len(every) == len(FLORES200_LANGUAGES) and all(label != code for code, label in every.items())
     assert every["zho_Hans"] == "Chinese, Simplified (zho_Hans)" and every["fra_Latn"] == "French (fra_Latn)"
+
+
+def test_handlers_by_name_without_the_ui(tmp_path, demo_bundle_dir):
+    """Module-level handlers take and give dicts keyed by name: no Blocks needed, no positional coupling."""
+    from slt.errors import PathNotAllowedError
+    from slt.ui.app import model_status_updates
+    from slt.ui.settings import AppSettings
+    from slt.ui.state import AppState
+    from slt.ui.train_tab import FORM_FIELDS, default_fields, preview_text, training_config
+
+    state = AppState(AppSettings(model_set="demo", device="cpu", runs_dir=tmp_path, demo_dir=demo_bundle_dir))
+    form = {**default_fields(demo_bundle_dir), "name": "by-name", "recipe": "sonar-finetune", "epochs": 3,
+            "batch_size": 4, "lr": 1e-3, "max_samples": 8, "device": "cpu", "beam": 2}
+    assert set(form) == set(FORM_FIELDS)
+    cfg = training_config(state, form)
+    assert (cfg.epochs, cfg.batch_size, cfg.max_samples, cfg.decoding.beam_size) == (3, 4, 8, 2)
+    assert cfg.run_dir == str(tmp_path / "by-name")
+    assert preview_text(state, form).startswith(f"{sys.executable} -m slt train --config {tmp_path / 'by-name'}")
+    with pytest.raises(PathNotAllowedError, match="outside the directories"):
+        training_config(state, {**form, "train_features": "/etc/passwd"})
+
+    state.loader.start()
+    state.loader.wait(timeout=300)
+    updates = model_status_updates(state)
+    assert set(updates) == {"status", "timer", "translate_encoder", "encoder_a", "encoder_b", "split_a", "split_b",
+                            "translate_languages", "compare_language", "split"}
+    assert "offline demo models" in updates["status"]
+    # Only the languages the loaded decoder has, by name (the demo decoder knows English only).
+    assert updates["translate_languages"]["choices"] == [("English (eng_Latn)", "eng_Latn")]
+    assert updates["encoder_a"]["value"] != updates["encoder_b"]["value"]

@@ -17,6 +17,33 @@ DEMO_NOTICE = ("\n\n⚠️ **These are the offline demo models.** They were trai
                "when they are cached or can be downloaded (`--model-set official`).")
 
 
+def model_status_updates(state: AppState) -> dict:
+    """The status line and timer and, once the models are ready, the choices of every encoder, language and split
+    box, keyed by box name (testable without building the UI)."""
+    current = state.loader.status
+    icon = {"ready": "✅", "failed": "❌"}.get(current.phase, "⏳")
+    line = f"{icon} **Models:** {current.message}"
+    if current.phase != "ready":
+        return {"status": line, "timer": gr.Timer(active=current.phase != "failed")}
+    engine = state.loader.wait()
+    if engine.model_set.name == "demo":
+        line += DEMO_NOTICE
+    names = engine.encoder_names
+    second = names[1] if len(names) > 1 else names[0]
+    languages = language_choices(engine.languages)
+    default_language = "eng_Latn" if "eng_Latn" in engine.languages else engine.languages[0]
+    splits = list(evaluation_splits(engine.model_set.name, state.settings.demo_dir))
+    return {
+        "status": line, "timer": gr.Timer(active=False),
+        "translate_encoder": gr.update(choices=names, value=names[0]),
+        "encoder_a": gr.update(choices=names, value=names[0]), "encoder_b": gr.update(choices=names, value=second),
+        "split_a": gr.update(choices=names, value=names[0]), "split_b": gr.update(choices=names, value=second),
+        "translate_languages": gr.update(choices=languages, value=[default_language]),
+        "compare_language": gr.update(choices=languages, value=default_language),
+        "split": gr.update(choices=splits, value=splits[0] if splits else None),
+    }
+
+
 def build_app(state: AppState) -> gr.Blocks:
     """Lay out the whole UI; the model loader must be started separately (see :func:`launch`)."""
     predictor = SplitPredictor()
@@ -33,37 +60,17 @@ def build_app(state: AppState) -> gr.Blocks:
             with gr.Tab("Train", id="train"):
                 train_tab.build(state)
         ready_timer = gr.Timer(1.0)
-        encoder_boxes = [translate["encoder"], compare["encoder_a"], compare["encoder_b"], compare["split_a"],
-                         compare["split_b"]]
-        language_boxes = [translate["languages"], compare["language"]]
+        boxes = {"status": status, "timer": ready_timer, "translate_encoder": translate["encoder"],
+                 "encoder_a": compare["encoder_a"], "encoder_b": compare["encoder_b"], "split_a": compare["split_a"],
+                 "split_b": compare["split_b"], "translate_languages": translate["languages"],
+                 "compare_language": compare["language"], "split": compare["split"]}
 
         def model_status():
-            """The loader's state; once ready, the model set's encoders, languages and splits fill the choices."""
-            current = state.loader.status
-            icon = {"ready": "✅", "failed": "❌"}.get(current.phase, "⏳")
-            line = f"{icon} **Models:** {current.message}"
-            if current.phase == "ready" and state.loader.wait().model_set.name == "demo":
-                line += DEMO_NOTICE
-            if current.phase != "ready":
-                keep = [gr.update()] * (len(encoder_boxes) + len(language_boxes) + 1)
-                return [line, gr.Timer(active=current.phase != "failed"), *keep]
-            engine = state.loader.wait()
-            names = engine.encoder_names
-            second = names[1] if len(names) > 1 else names[0]
-            languages = engine.languages
-            default_language = "eng_Latn" if "eng_Latn" in languages else languages[0]
-            splits = list(evaluation_splits(engine.model_set.name, state.settings.demo_dir))
-            return [
-                line, gr.Timer(active=False),
-                gr.update(choices=names, value=names[0]), gr.update(choices=names, value=names[0]),
-                gr.update(choices=names, value=second), gr.update(choices=names, value=names[0]),
-                gr.update(choices=names, value=second),
-                gr.update(choices=language_choices(languages), value=[default_language]),
-                gr.update(choices=language_choices(languages), value=default_language),
-                gr.update(choices=splits, value=splits[0] if splits else None),
-            ]
+            """{component: update}: only what changed (Gradio leaves the other outputs as they are)."""
+            updates = model_status_updates(state)
+            return {boxes[name]: update for name, update in updates.items()}
 
-        outputs = [status, ready_timer, *encoder_boxes, *language_boxes, compare["split"]]
+        outputs = list(boxes.values())
         ready_timer.tick(model_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
         # Hidden progress: components in tabs not yet shown would otherwise keep a spinner until their next update.
         demo.load(model_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")

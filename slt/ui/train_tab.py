@@ -98,6 +98,36 @@ def _configured_epochs(run_dir: Path) -> int | None:
         return None
 
 
+FORM_FIELDS = ("name", "recipe", "train_features", "val_features", "base_encoder", "epochs", "batch_size", "lr",
+               "max_samples", "device", "beam", "decoder", "tokenizer", "asset_cards")  # the API's parameter order
+
+
+def training_config(state: AppState, form: dict) -> TrainConfig:
+    """The validated TrainConfig of a training form (a dict keyed by FORM_FIELDS); paths must be allowed ones."""
+    settings = state.settings
+
+    def allowed(text: str | None) -> str | None:
+        return str(check_allowed_path(text, settings)) if text and str(text).strip() else None
+
+    limit = int(form["max_samples"]) if form.get("max_samples") else None
+    return TrainConfig(
+        recipe=form["recipe"], train_features=allowed(form["train_features"]),
+        val_features=allowed(form["val_features"]), base_encoder=allowed(form["base_encoder"]),
+        decoder=form.get("decoder") or TrainConfig.decoder, tokenizer=form.get("tokenizer") or TrainConfig.tokenizer,
+        asset_cards=allowed(form.get("asset_cards")), epochs=int(form.get("epochs") or 1),
+        batch_size=int(form.get("batch_size") or 1), lr=float(form["lr"]), max_samples=limit, max_val_samples=limit,
+        device=form.get("device") or "auto", run_dir=str(settings.runs_dir / (form.get("name") or "")),
+        decoding=DecodingOptions(beam_size=int(form.get("beam") or 1), max_len=64),
+    ).validate()
+
+
+def preview_text(state: AppState, form: dict) -> str:
+    """The exact subprocess argv of a training form and the config.json it will read (nothing is written)."""
+    cfg = training_config(state, form)
+    config_path, argv = state.jobs.prepare(cfg, form["name"])
+    return f"{shlex.join(argv)}\n\n# {config_path}\n{json.dumps(cfg.to_dict(), indent=2)}"
+
+
 def build(state: AppState) -> dict[str, gr.components.Component]:
     settings = state.settings
     jobs = state.jobs
@@ -145,30 +175,18 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     history = gr.Dataframe(value=history_table(state), headers=HISTORY_COLUMNS, interactive=False,
                            label="Runs launched from this app (survives restarts)")
     timer = gr.Timer(2.0)
-    form = [name, recipe, train_features, val_features, base_encoder, epochs, batch_size, lr, max_samples, device,
-            beam, decoder, tokenizer, asset_cards]
-
-    def make_config(run_name, recipe_name, train_path, val_path, base, n_epochs, batch, rate, limit, dev, beam_size,
-                    decoder_name, tokenizer_name, cards) -> TrainConfig:
-        def allowed(text: str | None) -> str | None:
-            return str(check_allowed_path(text, settings)) if text and text.strip() else None
-
-        return TrainConfig(
-            recipe=recipe_name, train_features=allowed(train_path), val_features=allowed(val_path),
-            base_encoder=allowed(base), decoder=decoder_name or TrainConfig.decoder,
-            tokenizer=tokenizer_name or TrainConfig.tokenizer, asset_cards=allowed(cards), epochs=int(n_epochs or 1),
-            batch_size=int(batch or 1), lr=float(rate), max_samples=int(limit) if limit else None,
-            max_val_samples=int(limit) if limit else None, device=dev or "auto",
-            run_dir=str(settings.runs_dir / (run_name or "")),
-            decoding=DecodingOptions(beam_size=int(beam_size or 1), max_len=64),
-        ).validate()
+    # The form by field name: handlers get and give dicts keyed by these names, never positions.
+    fields = {"name": name, "recipe": recipe, "train_features": train_features, "val_features": val_features,
+              "base_encoder": base_encoder, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "max_samples": max_samples, "device": device, "beam": beam, "decoder": decoder, "tokenizer": tokenizer,
+              "asset_cards": asset_cards}
+    assert tuple(fields) == FORM_FIELDS
+    form = list(fields.values())
 
     @user_errors
     def preview(*values):
         """The exact subprocess argv and the config.json it will read."""
-        cfg = make_config(*values)
-        config_path, argv = jobs.prepare(cfg, values[0])
-        return f"{shlex.join(argv)}\n\n# {config_path}\n{json.dumps(cfg.to_dict(), indent=2)}"
+        return preview_text(state, dict(zip(FORM_FIELDS, values, strict=True)))
 
     preview_btn.click(preview, form, command, api_name="preview_training")
 
@@ -176,8 +194,8 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     def start(admin_token, *values):
         """Start a training run as a subprocess; returns the job name."""
         check_admin(admin_token, settings)
-        cfg = make_config(*values)
-        started = jobs.start(cfg, values[0])
+        values = dict(zip(FORM_FIELDS, values, strict=True))
+        started = jobs.start(training_config(state, values), values["name"])
         gr.Info(f"Started job '{started.id}' (pid {started.pid}).")
         return gr.update(choices=[row["job"] for row in jobs.rows()], value=started.id), shlex.join(started.command)
 
