@@ -297,3 +297,21 @@ def test_every_recipe_name_is_listed_once_and_loads():
         assert isinstance(recipe, Recipe) and type(recipe).__name__.lower().startswith(name.replace("-", "")[:5])
     with pytest.raises(TrainingError, match="Unknown recipe 'nope'"):
         get_recipe("nope")
+
+
+def test_t5_bridge_linear_bridge_trains_exports_and_reloads(corpus):
+    from slt.train.recipes.t5_bridge import LinearBridge
+    from slt.train.trainer import Trainer
+
+    cfg = make_cfg(corpus, "t5-bridge", epochs=1, bridge="linear", run_dir=str(corpus["root"] / "run_linear"))
+    Trainer(cfg).fit()
+    translator = load_t5_bridge(Path(cfg.run_dir) / "t5_bridge.pt")
+    assert isinstance(translator.bridge, LinearBridge)
+    recipe = get_recipe("t5-bridge")
+    model = recipe.build(cfg, CPU)
+    model.load_state_dict(torch.load(Path(cfg.run_dir) / "best.pt", weights_only=False)["model"])
+    batch = full_batch(corpus["manifest"])
+    assert translator.bridge_states(batch.features, batch.padding_mask).shape[1] == 1  # one token per clip
+    assert recipe.predict(translator, batch, cfg) == recipe.predict(model, batch, cfg)
+    with pytest.raises(TrainingError, match=r"bridge must be one of \('attention', 'linear'\), got 'mlp'"):
+        recipe.build(make_cfg(corpus, "t5-bridge", bridge="mlp"), CPU)

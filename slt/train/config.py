@@ -60,6 +60,7 @@ class TrainConfig:
     early_stop_patience: int = 25
     decoding: DecodingOptions = field(default_factory=DecodingOptions)  # seed None: sampling uses `seed`
     bridge_queries: int = 8
+    bridge: str = "attention"  # t5-bridge: "attention" (Q query tokens) or "linear" (one projected token)
     t5_model: str = "t5-small"
     t5_init: str = "pretrained"  # t5-bridge: "pretrained" (local folder / HF cache) or "random"
     freeze_encoder: bool = False

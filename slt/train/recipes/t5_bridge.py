@@ -7,6 +7,12 @@ features [B, N, D] -> SONAR ASL encoder (frozen, or trained with its own lr) -> 
 Mode collapse (every clip decoded to the same sentence) is this recipe's known failure: the trainer writes
 each epoch's predictions and their distinct ratio, and the bridge is built so its output depends on the
 embedding through every slot (no shared constant path apart from the learnable queries).
+
+``bridge: "linear"`` is the one-token alternative: one linear projection of the embedding is the single token the
+T5 decoder attends to. Measured on the synthetic corpus (configs/collapse/, docs/COLLAPSE.md), it is the
+attention bridge that collapses there and the linear bridge that stays healthy. A plausible cause, not yet
+verified: the attention bridge's output carries the learnable queries through a residual path that is the same
+for every clip, and a randomly initialised T5 can learn the corpus's likeliest sentences from that path alone.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ EXPORT_FILE = "t5_bridge.pt"
 ENCODER_FILE = "encoder.pt"
 T5_SMALL_REPOS = ("google-t5/t5-small", "t5-small")  # Hugging Face repo ids that hold t5-small
 T5_INITS = ("pretrained", "random")
+BRIDGES = ("attention", "linear")
 
 
 # ------------------------------------------------------------------------------------------------ T5 configs
@@ -133,10 +140,34 @@ class AttentionBridge(nn.Module):
         return self.out_norm(hidden + self.ffn(hidden))
 
 
+class LinearBridge(nn.Module):
+    """Embedding [B, E] -> one token [B, 1, d] (a linear projection, layer-normed); no input-independent path."""
+
+    n_queries = 1
+
+    def __init__(self, emb_dim: int, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+        self.project = nn.Linear(emb_dim, d_model)
+        self.out_norm = nn.LayerNorm(d_model)
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        return self.out_norm(self.project(embedding)).unsqueeze(1)
+
+
+def make_bridge(kind: str, emb_dim: int, d_model: int, n_queries: int, dropout: float = 0.0) -> nn.Module:
+    """The bridge named by the config's ``bridge`` ("attention", the default, or "linear")."""
+    if kind == "attention":
+        return AttentionBridge(emb_dim, d_model, n_queries, dropout)
+    if kind == "linear":
+        return LinearBridge(emb_dim, d_model)
+    raise TrainingError(f"bridge must be one of {BRIDGES}, got {kind!r}")
+
+
 class T5BridgeModel(Seq2SeqTranslator):
     """SONAR encoder + bridge + T5 decoder; `encoder.*` parameters are the pretrained sentence encoder."""
 
-    def __init__(self, encoder: nn.Module, bridge: AttentionBridge, t5: T5ForConditionalGeneration,
+    def __init__(self, encoder: nn.Module, bridge: AttentionBridge | LinearBridge, t5: T5ForConditionalGeneration,
                  tokenizer: TargetTokenizer):
         super().__init__()
         self.encoder = encoder
@@ -172,6 +203,8 @@ class T5BridgeRecipe(Seq2SeqRecipe):
         t5_init = cfg.t5_init
         if t5_init not in T5_INITS:
             raise TrainingError(f"t5_init must be one of {T5_INITS}, got {t5_init!r}")
+        if cfg.bridge not in BRIDGES:
+            raise TrainingError(f"bridge must be one of {BRIDGES}, got {cfg.bridge!r}")
         encoder = load_sonar_sign_encoder(base_encoder_path(cfg), device=device).train()
         run_dir = Path(cfg.run_dir)
         spm_path = run_dir / SPM_FILE
@@ -200,7 +233,7 @@ class T5BridgeRecipe(Seq2SeqRecipe):
         if t5.config.vocab_size < tokenizer.vocab_size:
             raise TrainingError(f"T5 vocabulary ({t5.config.vocab_size}) is smaller than the tokenizer's "
                                 f"({tokenizer.vocab_size})")
-        bridge = AttentionBridge(encoder.config.output_dim, t5.config.d_model, cfg.bridge_queries, cfg.dropout)
+        bridge = make_bridge(cfg.bridge, encoder.config.output_dim, t5.config.d_model, cfg.bridge_queries, cfg.dropout)
         model = T5BridgeModel(encoder, bridge, drop_t5_encoder(t5), tokenizer).to(device)
         self.on_epoch_start(model, 1, cfg)
         return model
@@ -247,7 +280,8 @@ class T5BridgeRecipe(Seq2SeqRecipe):
                 "bridge": inner.bridge.state_dict(),
                 "t5": inner.t5.state_dict(),
                 "config": {"emb_dim": inner.bridge.project.in_features, "d_model": inner.bridge.d_model,
-                           "n_queries": inner.bridge.n_queries, "t5": inner.t5.config.to_dict()},
+                           "n_queries": inner.bridge.n_queries, "t5": inner.t5.config.to_dict(),
+                           "bridge": "linear" if isinstance(inner.bridge, LinearBridge) else "attention"},
                 "encoder": ENCODER_FILE,
                 "spm": SPM_FILE,
             },
@@ -267,7 +301,7 @@ def load_t5_bridge(path: str | Path, device: str | torch.device = "cpu") -> T5Br
     config = data["config"]
     t5 = drop_t5_encoder(T5ForConditionalGeneration(T5Config.from_dict(config["t5"])))
     t5.load_state_dict(data["t5"], strict=True)
-    bridge = AttentionBridge(config["emb_dim"], config["d_model"], config["n_queries"])
+    bridge = make_bridge(config.get("bridge", "attention"), config["emb_dim"], config["d_model"], config["n_queries"])
     bridge.load_state_dict(data["bridge"], strict=True)
     encoder = load_sonar_sign_encoder(path.parent / data["encoder"])
     model = T5BridgeModel(encoder, bridge, t5, TargetTokenizer(path.parent / data["spm"]))
