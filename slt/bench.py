@@ -7,6 +7,9 @@ Rows:
 - two encoders on one clip (features shared) vs translating it twice;
 - feature extraction clips/s with and without worker overlap (bench/bench_extract.py).
 Absolute seconds are printed for context; compare only the ratios (these machines are noisy).
+
+Start-up time: each benchmark imports the parts it measures (video, engine, registry) itself, so `--help` and a
+single row run without loading the rest.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ def load_text_decoder(
     backend: str = "auto",
 ):
     """A frozen SONAR text decoder (`decode`, `generate_ids`, `tokenize`, `teacher_forced_loss`) on `backend`."""
+    # Imported here for start-up time: only the chosen backend's library (fairseq2/sonar or transformers) loads.
     if resolve_backend(backend) == "fairseq2":
         from slt.text.decoder import SonarTextDecoder
 

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 from transformers import T5Config, T5ForConditionalGeneration
 
-from slt.errors import TrainingError
+from slt.data.features import FeaturesDataset
+from slt.errors import CheckpointError, TrainingError
 from slt.train.recipes.base import unwrap
 from slt.train.recipes.seq2seq import Seq2SeqRecipe, Seq2SeqTranslator
 from slt.train.recipes.target_spm import EOS_ID, PAD_ID, TargetTokenizer, ensure_target_spm
@@ -68,8 +69,6 @@ class ScratchRecipe(Seq2SeqRecipe):
 
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         """Train (or reuse, on resume) the run's SentencePiece vocabulary, then a random T5 sized by cfg."""
-        from slt.data.features import FeaturesDataset
-
         if not cfg.train_features:
             raise TrainingError("the scratch recipe needs train_features (a features manifest)")
         dataset = FeaturesDataset(cfg.train_features, max_samples=cfg.max_samples)
@@ -96,8 +95,6 @@ class ScratchRecipe(Seq2SeqRecipe):
 
 def load_scratch_translator(path: str | Path, device: str | torch.device = "cpu") -> ScratchTranslator:
     """Rebuild an exported scratch translator (its vocabulary is read from the same folder)."""
-    from slt.errors import CheckpointError
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"scratch translator checkpoint not found: {path}")
