@@ -1,7 +1,10 @@
 """`python -m slt.bench`: the engine's speed and memory, as ratios measured in one run.
 
 Rows:
-- preprocessing vs plain OpenCV decoding of the same video (decoding is the physical floor);
+- preprocessing a 10-s 1280x720 one-face clip with each face detector (the CNN port, dlib's CNN, HOG) vs plain
+  OpenCV decoding of the same video (decoding is the physical floor), and whether the port's box equals dlib's;
+- the CNN port's detection cost per frame, one call for all sampled frames vs one call per frame;
+- `python -m slt translate` on that clip with --detector cnn vs dlib-cnn (whole command and its preprocessing);
 - peak memory of preprocessing a long 720p video vs the size of its raw frames (streaming keeps it far below);
 - batched vs one-at-a-time translation of N clips;
 - two encoders on one clip (features shared) vs translating it twice;
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,19 +29,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# scikit-image's astronaut.png, rows 0:300, columns 120:380 (head and shoulders), carried in the repository so
+# benchmarks also run where scikit-image is not installed (bench/gpu_check.sh).
+ASTRONAUT_HEAD = REPO_ROOT / "bench" / "data" / "astronaut_head.png"
 
-def _astronaut() -> np.ndarray:
-    import importlib.util
 
-    root = Path(importlib.util.find_spec("skimage").submodule_search_locations[0])
-    image = cv2.imread(str(root / "data" / "astronaut.png"))
-    return image  # BGR 512x512
+def astronaut_head() -> np.ndarray:
+    """BGR 300x260 uint8: a real face dlib's detectors find."""
+    image = cv2.imread(str(ASTRONAUT_HEAD))
+    if image is None:
+        raise FileNotFoundError(f"{ASTRONAUT_HEAD} is missing (it is part of the repository)")
+    return image
 
 
 def write_face_video(path: Path, seconds: float, size: tuple[int, int] = (640, 480), fps: float = 25.0) -> Path:
     """A real face (scikit-image's astronaut) drifting over a noisy background, written with OpenCV."""
     width, height = size
-    face = _astronaut()[0:300, 120:380]  # head and shoulders
+    face = astronaut_head()
     scale = 0.45 * height / face.shape[0]
     face = cv2.resize(face, None, fx=scale, fy=scale)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
@@ -53,6 +62,13 @@ def write_face_video(path: Path, seconds: float, size: tuple[int, int] = (640, 4
     return path
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + sys): on a shared machine it moves far less
+    with other processes' load than wall time does, so rows that run long on busy cores print it as well."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def time_plain_decode(path: Path) -> float:
     start = time.perf_counter()
     capture = cv2.VideoCapture(str(path))
@@ -62,16 +78,91 @@ def time_plain_decode(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def bench_preprocess(workdir: Path, detector: str) -> dict:
+def bench_detectors(workdir: Path, detectors: list[str]) -> tuple[list[dict], Path]:
+    """Preprocessing of a 10-s 720p one-face clip (30 fps: 19 sampled frames) with each detector vs plain decode."""
     from slt.video import PreprocessConfig, preprocess_video
 
-    video = write_face_video(workdir / "clip.mp4", seconds=12)
+    video = write_face_video(workdir / "face720.mp4", seconds=10, size=(1280, 720), fps=30.0)
+    cpu = cpu_seconds()
     decode_s = min(time_plain_decode(video) for _ in range(2))
+    decode_cpu = (cpu_seconds() - cpu) / 2
+    rows, boxes, seconds, cpus = [], {}, {}, {}
+    for detector in detectors:
+        if detector == "cnn":  # load the port and warm its first pass outside the timing, as a server would
+            from slt.video.detect import get_detector
+
+            get_detector("cnn")([np.zeros((64, 64, 3), np.uint8)], 1)
+        start, cpu = time.perf_counter(), cpu_seconds()
+        pre = preprocess_video(video, PreprocessConfig(detector=detector), materialize=False)
+        seconds[detector], cpus[detector] = time.perf_counter() - start, cpu_seconds() - cpu
+        boxes[detector] = pre.box
+        rows.append({"row": f"preprocess ({detector}) vs plain decode, 10 s 1280x720", "baseline_s": decode_s,
+                     "ours_s": seconds[detector], "ratio": seconds[detector] / decode_s,
+                     "note": f"x decode (CPU time {cpus[detector]:.1f} vs {decode_cpu:.2f} s: "
+                             f"{cpus[detector] / decode_cpu:.1f}x); detect {pre.timings['detect']:.2f} s for "
+                             f"{pre.frames_sampled} frames; box {list(pre.box)}"})
+    if "cnn" in seconds and "dlib-cnn" in seconds:
+        same = boxes["cnn"] == boxes["dlib-cnn"]
+        rows.append({"row": "preprocess: cnn port vs dlib-cnn", "baseline_s": seconds["dlib-cnn"],
+                     "ours_s": seconds["cnn"], "ratio": seconds["cnn"] / seconds["dlib-cnn"],
+                     "note": f"time ratio (CPU time {cpus['cnn'] / cpus['dlib-cnn']:.3f}); signer boxes "
+                             f"{'identical' if same else 'DIFFER'}"})
+    return rows, video
+
+
+def bench_detection_batching(video: Path) -> dict:
+    """The port on the clip's sampled frames (downscaled to 512 px as on a CPU): one call vs one call per frame."""
+    from slt.video.detect import downscale, get_detector
+
+    frames = []
+    capture = cv2.VideoCapture(str(video))
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % 16 == 0:
+            frames.append(cv2.cvtColor(downscale(frame, 512)[0], cv2.COLOR_BGR2RGB))
+        index += 1
+    capture.release()
+    detect = get_detector("cnn")
+    detect(frames[:1], 1)  # warm-up
     start = time.perf_counter()
-    preprocess_video(video, PreprocessConfig(detector=detector))
-    pre_s = time.perf_counter() - start
-    return {"row": f"preprocess ({detector}) vs plain decode, 12 s 640x480", "baseline_s": decode_s, "ours_s": pre_s,
-            "ratio": pre_s / decode_s, "note": "x slower than decoding alone"}
+    single = [detect([frame], 1)[0] for frame in frames]
+    single_s = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = detect(frames, 1)
+    batch_s = time.perf_counter() - start
+    n = len(frames)
+    return {"row": f"cnn detection, {n} frames 512x288: one call vs one per frame", "baseline_s": single_s,
+            "ours_s": batch_s, "ratio": batch_s / single_s,
+            "note": f"{1000 * batch_s / n:.0f} vs {1000 * single_s / n:.0f} ms/frame; "
+                    f"boxes {'identical' if batched == single else 'DIFFER'}"}
+
+
+def bench_translate_cli(video: Path) -> list[dict]:
+    """`python -m slt translate` on the 720p clip with the demo models: --detector cnn vs dlib-cnn, whole command
+    (process start, model loading, preprocessing, SignHiera, encoders, decoding) and its preprocessing stage."""
+    runs = {}
+    for detector in ("dlib-cnn", "cnn"):
+        start, cpu = time.perf_counter(), cpu_seconds()
+        out = subprocess.run([sys.executable, "-m", "slt", "translate", str(video), "--model-set", "demo",
+                              "--detector", detector, "--device", "cpu", "--json"],
+                             capture_output=True, text=True, cwd=REPO_ROOT)
+        wall, used = time.perf_counter() - start, cpu_seconds() - cpu
+        if out.returncode != 0:
+            return [{"row": "translate CLI", "baseline_s": None, "ours_s": None, "ratio": None,
+                     "note": f"failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}"}]
+        result = json.loads(out.stdout[out.stdout.index("{"):])
+        runs[detector] = (wall, result["timings"]["preprocess"], result["box"], used)
+    same = runs["cnn"][2] == runs["dlib-cnn"][2]
+    (dlib_wall, dlib_pre, _, dlib_cpu), (cnn_wall, cnn_pre, box, cnn_cpu) = runs["dlib-cnn"], runs["cnn"]
+    return [{"row": "translate CLI, demo models: --detector cnn vs dlib-cnn", "baseline_s": dlib_wall,
+             "ours_s": cnn_wall, "ratio": cnn_wall / dlib_wall,
+             "note": f"whole command, {dlib_wall / cnn_wall:.1f}x faster (CPU time {dlib_cpu:.0f} vs {cnn_cpu:.0f} s: "
+                     f"{dlib_cpu / cnn_cpu:.1f}x); box {box}, {'identical' if same else 'DIFFERS'}"},
+            {"row": "translate CLI preprocessing stage: cnn vs dlib-cnn", "baseline_s": dlib_pre, "ours_s": cnn_pre,
+             "ratio": cnn_pre / dlib_pre, "note": f"{dlib_pre / cnn_pre:.1f}x faster"}]
 
 
 _MEMORY_CHILD = """
@@ -163,14 +254,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-seconds", type=float, default=40.0, help="length of the 720p memory video")
     parser.add_argument("--clips", type=int, default=4, help="clips for the batching rows")
-    parser.add_argument("--detector", default="hog", choices=["hog", "cnn"])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["preprocess", "memory", "translate", "extract"])
+    parser.add_argument("--detectors", nargs="+", default=["cnn", "dlib-cnn", "hog"],
+                        choices=["cnn", "dlib-cnn", "hog"], help="detectors for the preprocessing rows")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["preprocess", "batching", "cli", "memory", "translate", "extract"])
     args = parser.parse_args(argv)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        video = None
         if "preprocess" not in args.skip:
-            rows.append(bench_preprocess(workdir, args.detector))
+            found, video = bench_detectors(workdir, args.detectors)
+            rows.extend(found)
+        if video is None and {"batching", "cli"} - set(args.skip):
+            video = write_face_video(workdir / "face720.mp4", seconds=10, size=(1280, 720), fps=30.0)
+        if "batching" not in args.skip:
+            rows.append(bench_detection_batching(video))
+        if "cli" not in args.skip:
+            rows.extend(bench_translate_cli(video))
         if "memory" not in args.skip:
             rows.append(bench_memory(workdir, args.long_seconds))
         if "translate" not in args.skip:
