@@ -1,0 +1,86 @@
+"""Crop cache: the cached crops rebuild exactly the clips inference feeds SignHiera; a rebuild skips finished
+videos; two shards give the same cache as one; other settings are refused; unreadable videos are recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from slt.data.crop_cache import CropCache, build_crop_cache
+from slt.errors import FeatureExtractionError, ManifestError
+from slt.models import SignHieraConfig
+from slt.video import PreprocessConfig, preprocess_video
+from slt.video.config import fit_preprocess_to_model
+from tests.helpers.video import make_broken_video, make_face_video
+
+VIDEOS = {"short": 20, "clip/2": 36, "long": 50}  # id -> frames (an id that is not a safe file name on purpose)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("crop_corpus")
+    lines = ["id\tvideo_path\tn_frames\ttranslation"]
+    for seed, (clip_id, frames) in enumerate(VIDEOS.items()):
+        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
+        lines.append(f"{clip_id}\tv{seed}.mp4\t{frames}\tSentence {seed}.")
+    make_broken_video(root / "broken.mp4")
+    lines.append("broken\tbroken.mp4\t\tNot a video.")
+    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def preprocess() -> PreprocessConfig:
+    return fit_preprocess_to_model(PreprocessConfig(detector="hog"), SignHieraConfig.tiny(num_frames=16, image_size=32))
+
+
+@pytest.fixture(scope="module")
+def cache_dir(corpus: Path, preprocess: PreprocessConfig) -> Path:
+    out = corpus / "cache"
+    build_crop_cache(corpus / "manifest.tsv", out, preprocess, rank=0, world=1)
+    return out
+
+
+def test_cached_crops_rebuild_the_inference_clips_exactly(corpus, preprocess, cache_dir) -> None:
+    cache = CropCache(cache_dir, preprocess)
+    assert [row[0] for row in cache.rows] == list(VIDEOS)
+    for index, (clip_id, path) in enumerate(zip(VIDEOS, ("v0.mp4", "v1.mp4", "v2.mp4"))):
+        expected = preprocess_video(corpus / path, preprocess)
+        clips, paddings = cache.clip_tensor(index)
+        assert paddings == expected.paddings
+        assert torch.equal(clips, expected.clips), clip_id
+        video = cache.video(index)
+        assert video.frames.dtype == torch.uint8 and video.frames.shape[1:] == (32, 32, 3)
+        assert video.frames.shape[0] == len({i for clip in expected.clip_indices for i in clip})  # no duplicates
+    failures = [json.loads(line) for line in (cache_dir / "failures.rank0of1.jsonl").read_text().splitlines()]
+    assert [f["id"] for f in failures] == ["broken"] and failures[0]["message"]
+
+
+def test_rebuild_skips_finished_videos_and_shards_equal_one_process(corpus, preprocess, cache_dir) -> None:
+    stamps = {p.name: p.stat().st_mtime_ns for p in (cache_dir / "crops").iterdir()}
+    build_crop_cache(corpus / "manifest.tsv", cache_dir, preprocess, rank=0, world=1)
+    assert {p.name: p.stat().st_mtime_ns for p in (cache_dir / "crops").iterdir()} == stamps
+    sharded = corpus / "sharded"
+    for rank in (1, 0):
+        build_crop_cache(corpus / "manifest.tsv", sharded, preprocess, rank=rank, world=2)
+    one, two = CropCache(cache_dir), CropCache(sharded)
+    assert sorted(r[0] for r in two.rows) == sorted(r[0] for r in one.rows)
+    by_id = {r[0]: i for i, r in enumerate(two.rows)}
+    for index, row in enumerate(one.rows):
+        assert torch.equal(one.clip_tensor(index)[0], two.clip_tensor(by_id[row[0]])[0])
+
+
+def test_other_settings_and_missing_caches_are_refused(corpus, preprocess, cache_dir, tmp_path) -> None:
+    other = dataclasses.replace(preprocess, detect_every=preprocess.detect_every + 1)
+    with pytest.raises(FeatureExtractionError, match=r"other settings.*detect_every: was"):
+        build_crop_cache(corpus / "manifest.tsv", cache_dir, other)
+    with pytest.raises(FeatureExtractionError, match="detect_every"):
+        CropCache(cache_dir, other)
+    with pytest.raises(ManifestError, match="not a crop cache"):
+        CropCache(tmp_path)
+    with pytest.raises(FeatureExtractionError, match="shard 2 of 2 does not exist"):
+        build_crop_cache(corpus / "manifest.tsv", tmp_path / "x", preprocess, rank=2, world=2)
