@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from slt.errors import ModelInputError
@@ -238,6 +239,18 @@ class HieraBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def first_trainable_block(n_blocks: int, freeze_fraction: float = 0.8, train_blocks: int | None = None) -> int:
+    """Index of the first block stage 1 trains: the last ``train_blocks`` blocks, else all but the first
+    ``freeze_fraction`` of them (rounded down, so 80 % of 16 blocks freezes 12 and trains 4)."""
+    if train_blocks is not None:
+        if not 0 <= train_blocks <= n_blocks:
+            raise ModelInputError(f"train_blocks must be in [0, {n_blocks}], got {train_blocks}")
+        return n_blocks - train_blocks
+    if not 0.0 <= freeze_fraction <= 1.0:
+        raise ModelInputError(f"freeze_fraction must be in [0, 1], got {freeze_fraction}")
+    return min(n_blocks, math.floor(freeze_fraction * n_blocks + 1e-9))
+
+
 class SignHiera(nn.Module):
     """SignHiera video encoder; ``extract_features`` gives one vector per temporal token of each clip."""
 
@@ -255,6 +268,29 @@ class SignHiera(nn.Module):
         # Unused by extract_features, but part of the released layout (the classification head is not).
         self.norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.norm_eps)
         self._init_weights()
+        # Stage-1 fine-tuning (see train_last_blocks): blocks before this index, the patch embedding and the
+        # position embeddings are frozen and run without autograd; later blocks may recompute in backward.
+        self.first_trainable_block = 0
+        self.gradient_checkpointing = False
+
+    def train_last_blocks(self, first_trainable: int, gradient_checkpointing: bool = False) -> None:
+        """Freeze everything before block ``first_trainable`` (run without keeping activations) and train the rest.
+
+        ``first_trainable == len(blocks)`` freezes the whole model. With ``gradient_checkpointing`` the trainable
+        blocks keep only their inputs in the forward pass and recompute the rest in backward (less memory, about
+        one more forward of those blocks in time).
+        """
+        if not 0 <= first_trainable <= len(self.blocks):
+            raise ModelInputError(f"first trainable block must be in [0, {len(self.blocks)}], got {first_trainable}")
+        self.first_trainable_block, self.gradient_checkpointing = first_trainable, gradient_checkpointing
+        frozen_prefix = first_trainable > 0
+        for module in (self.patch_embed,):
+            module.requires_grad_(not frozen_prefix)
+        self.pos_embed_spatial.requires_grad_(not frozen_prefix)
+        self.pos_embed_temporal.requires_grad_(not frozen_prefix)
+        self.norm.requires_grad_(False)  # not used by extract_features
+        for index, block in enumerate(self.blocks):
+            block.requires_grad_(index >= first_trainable)
 
     @staticmethod
     def _build_blocks(cfg: SignHieraConfig) -> list[HieraBlock]:
@@ -332,10 +368,18 @@ class SignHiera(nn.Module):
             frame_unit = torch.arange(frames, device=param.device) * t_units // frames
             clips = clips * real_units[:, frame_unit][:, None, :, None, None].to(clips.dtype)
             key_mask = self._token_mask(real_units)
-        x = self.patch_embed(clips)
-        x = _unroll(x + self._pos_embed(), self.config.token_shape, self.config.q_stride, self.config.q_pool)
-        for block in self.blocks:
-            x = block(x, key_mask)
+        first = self.first_trainable_block
+        with torch.set_grad_enabled(torch.is_grad_enabled() and first == 0):
+            x = self.patch_embed(clips)
+            x = _unroll(x + self._pos_embed(), self.config.token_shape, self.config.q_stride, self.config.q_pool)
+        for index, block in enumerate(self.blocks):
+            if index < first:
+                with torch.no_grad():  # frozen prefix: no activations kept for backward
+                    x = block(x, key_mask)
+            elif self.gradient_checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, key_mask, use_reentrant=False)
+            else:
+                x = block(x, key_mask)
             if key_mask is not None and block.attn.q_stride > 1:
                 key_mask = _max_pool_unrolled(key_mask[..., None].to(x.dtype), block.attn.q_stride)[..., 0] > 0
         # All unroll levels are pooled away, so the tokens are the last-stage grid in raster order.
