@@ -18,6 +18,9 @@ from tests.helpers.predictions import collapsed_rows, write_predictions
 from tests.helpers.video import SAMPLES
 
 CHROMIUM = "/usr/bin/chromium"
+# Assertions wait up to 30 s (Playwright's default is 5 s): on a busy 2-core machine a plot can render seconds after
+# the text that came with it (test_compare_tab_on_the_evaluation_split failed so in 1 of 3 runs).
+expect.set_options(timeout=30_000)
 SPINNERS = "[data-testid='status-tracker']:not(.hide) >> visible=true"  # Gradio's pending/progress overlays
 HOSTILE = '<img src=x onerror="window.sltInjected = 1">'  # a prediction that must stay text
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
