@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slt.data.crop_cache import CropCache, build_crop_cache
+from slt.data.crop_cache import CropCache, CropClipsDataset, build_crop_cache, collate_clips
 from slt.errors import FeatureExtractionError, ManifestError
 from slt.models import SignHieraConfig
 from slt.video import PreprocessConfig, preprocess_video
@@ -84,3 +84,38 @@ def test_other_settings_and_missing_caches_are_refused(corpus, preprocess, cache
         CropCache(tmp_path)
     with pytest.raises(FeatureExtractionError, match="shard 2 of 2 does not exist"):
         build_crop_cache(corpus / "manifest.tsv", tmp_path / "x", preprocess, rank=2, world=2)
+
+
+def test_batches_stay_uint8_and_normalise_to_the_inference_clips(cache_dir, preprocess) -> None:
+    cache = CropCache(cache_dir, preprocess)
+    dataset = CropClipsDataset(cache)
+    batch = collate_clips([dataset[0], dataset[2]])
+    assert batch.clips.dtype == torch.uint8 and batch.ids == ["short", "long"] and len(batch) == 2
+    expected = [cache.clip_tensor(0), cache.clip_tensor(2)]
+    assert batch.clips_per_video == [len(e[1]) for e in expected]
+    assert batch.paddings == expected[0][1] + expected[1][1]
+    assert torch.equal(batch.normalised(preprocess.mean, preprocess.std), torch.cat([e[0] for e in expected]))
+
+
+def test_temporal_jitter_moves_unpadded_clips_inside_the_video_reproducibly(cache_dir) -> None:
+    cache = CropCache(cache_dir)
+    index = 2  # the longest video: several clips
+    video = cache.video(index)
+    jittered = CropClipsDataset(cache, jitter=3, seed=5)
+    first = jittered.positions(index, video)
+    assert torch.equal(first, CropClipsDataset(cache, jitter=3, seed=5).positions(index, video))  # reproducible
+    assert torch.equal(CropClipsDataset(cache).positions(index, video), video.clips)  # no jitter: as cut
+    moved = False
+    for epoch in range(6):
+        jittered.set_epoch(epoch)
+        positions = jittered.positions(index, video)
+        assert positions.min() >= 0 and positions.max() < len(video.frames)
+        for c, padding in enumerate(video.paddings):
+            shift = positions[c] - video.clips[c]
+            assert (shift == shift[0]).all() and abs(int(shift[0])) <= 3  # the whole window moves, order kept
+            if padding:
+                assert int(shift[0]) == 0
+            moved |= int(shift[0]) != 0
+    assert moved
+    with pytest.raises(FeatureExtractionError, match="jitter must be >= 0"):
+        CropClipsDataset(cache, jitter=-1)

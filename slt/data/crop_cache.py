@@ -13,8 +13,10 @@ Layout of the cache folder::
     crops.rank<r>of<w>.tsv       id, crops file, n_clips, translation: the videos shard r of w finished
     failures.rank<r>of<w>.jsonl  the videos shard r of w could not read, with the error
 
-Not done yet (issue 9, part 2): a command line (`extract-features`-like), temporal jitter augmentation, and the
-stage-1 training dataset over this cache.
+Training reads it through :class:`CropClipsDataset` and :func:`collate_clips`: batches stay uint8 until they
+reach the device (a float clip is 4x larger), so a step holds one batch of clips, never a whole video corpus.
+Optional temporal jitter moves each unpadded clip's window by a few sampled frames. Not done yet (issue 9,
+part 2): a command line (`extract-features`-like) and the stage-1 recipe that trains on these batches.
 
 Building is resumable (a video whose crops file exists is skipped; files are written atomically) and shardable:
 shard r of w takes rows r, r + w, ...; under ``torchrun`` every process builds its shard, and
@@ -32,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from slt.data.extract_state import _differences
 from slt.data.manifest import read_manifest
@@ -161,3 +165,68 @@ class CropCache:
         video = self.video(index)
         crops = {i: video.frames[i].numpy() for i in range(len(video.frames))}
         return build_clips(crops, [c.numpy() for c in video.clips], self.mean, self.std), video.paddings
+
+
+@dataclass
+class ClipBatch:
+    """The clips of a batch of videos, uint8 until :meth:`normalised` (4x less to move and to hold)."""
+
+    ids: list[str]
+    texts: list[str]
+    clips: Tensor  # uint8 [C, T, S, S, 3]: every clip of every video, video after video
+    paddings: list[int]  # per clip
+    clips_per_video: list[int]  # sums to C
+
+    def to(self, device: torch.device | str) -> ClipBatch:
+        return dataclasses.replace(self, clips=self.clips.to(device))
+
+    def normalised(self, mean: float, std: float) -> Tensor:
+        """Float clips [C, 3, T, S, S], normalised as inference normalises them (slt.video.clips.build_clips)."""
+        return self.clips.permute(0, 4, 1, 2, 3).float().div_(255.0).sub_(mean).div_(std)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class CropClipsDataset(Dataset):
+    """Videos of a crop cache as (id, text, uint8 clips [n, T, S, S, 3], paddings); optional temporal jitter.
+
+    ``jitter`` (sampled frames, >= 0) shifts each unpadded clip's window by a random offset in [-jitter, jitter],
+    kept inside the video; padded clips (the video's tail) stay as cut. The offsets depend only on
+    (seed, epoch, index), so a resumed run sees the same augmentation (call :meth:`set_epoch`).
+    """
+
+    def __init__(self, cache: CropCache, jitter: int = 0, seed: int = 0):
+        if jitter < 0:
+            raise FeatureExtractionError(f"temporal jitter must be >= 0 frames, got {jitter}")
+        self.cache, self.jitter, self.seed, self.epoch = cache, jitter, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def positions(self, index: int, video: CachedVideo) -> Tensor:
+        """Frame positions [n_clips, T] of each clip after jitter."""
+        clips = video.clips.clone()
+        if self.jitter:
+            generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFFFFFF)
+            offsets = torch.randint(-self.jitter, self.jitter + 1, (len(clips),), generator=generator)
+            last = len(video.frames) - 1
+            for c, padding in enumerate(video.paddings):
+                if padding == 0:
+                    low, high = -int(clips[c].min()), last - int(clips[c].max())
+                    clips[c] += int(offsets[c].clamp(low, high))
+        return clips
+
+    def __getitem__(self, index: int) -> tuple[str, str, Tensor, list[int]]:
+        video = self.cache.video(index)
+        return video.id, video.translation, video.frames[self.positions(index, video)], video.paddings
+
+
+def collate_clips(items: list[tuple[str, str, Tensor, list[int]]]) -> ClipBatch:
+    """Concatenate the videos' clips into one uint8 tensor; ``clips_per_video`` splits the features again."""
+    return ClipBatch(ids=[i[0] for i in items], texts=[i[1] for i in items],
+                     clips=torch.cat([i[2] for i in items]), paddings=[p for i in items for p in i[3]],
+                     clips_per_video=[len(i[3]) for i in items])
