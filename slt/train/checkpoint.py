@@ -41,7 +41,11 @@ def load_training_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise CheckpointError(f"Cannot read training checkpoint {path}: {error}") from error
+        raise CheckpointError(
+            f"Cannot resume: the training checkpoint {path} is damaged ({error}). Nothing in its run folder was "
+            "changed. Restore the file from a copy, or start a new run (best.pt, if there, holds the best "
+            "epoch's weights).") from error
     if not isinstance(state, dict) or state.get("kind") != "slt_training_state":
-        raise CheckpointError(f"{path} is not a training checkpoint written by `python -m slt train`")
+        raise CheckpointError(f"Cannot resume: {path} is not a training checkpoint written by `python -m slt train`; "
+                              "nothing in its run folder was changed")
     return state

@@ -39,6 +39,15 @@ from slt.train.schedule import WarmupSchedule
 log = logging.getLogger("slt.train")
 
 
+def loader_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random source a DataLoader draws its worker base seed from when it starts iterating.
+
+    Without one it takes a draw from the global torch RNG, so a run resumed mid-epoch (RNG restored, then a new
+    loader built for the rest of the epoch) would shift every later dropout mask away from the uninterrupted run.
+    """
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
 @dataclass
 class Progress:
     """Where the run is; saved in every checkpoint."""
@@ -52,6 +61,9 @@ class Progress:
     best_epoch: int = 0
     epochs_since_best: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The metrics line of the last finished epoch, saved with the epoch-end checkpoint so that a resume can redo
+    # what follows that checkpoint (best.pt, the metrics line) if the process was killed before doing it.
+    epoch_record: dict[str, Any] | None = None
 
 
 class StopRequested(Exception):
@@ -92,6 +104,7 @@ class Trainer:
         self.recipe = recipe or get_recipe(cfg.recipe)
         self.use_amp = bool(cfg.amp and self.device.type == "cuda")
         self._stop_signal: int | None = None
+        self._owns_status = False
 
     # ------------------------------------------------------------------------------------------ set-up
     def _setup(self) -> None:
@@ -122,6 +135,7 @@ class Trainer:
                 raise TrainingError(f"{self.run.path} already holds a run (last.pt); use --resume to continue it "
                                     "or choose another --run-dir")
             self.run.metrics_path.unlink(missing_ok=True)
+        self._owns_status = True  # from here on a failure is this run's to report in status.json
         self._sync_ddp()  # after a resume, which may have unfrozen parts
         if self.dist.is_main:
             cfg.save(self.run.path / "config.json")
@@ -180,7 +194,12 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.run.truncate_metrics(self.progress.step)
+        at_epoch_end = self.progress.batches_done == 0 and self.progress.epoch_record is not None
+        self.run.truncate_metrics(self.progress.step, self.progress.epoch_record if at_epoch_end else None)
+        if at_epoch_end and self.progress.best_epoch == self.progress.epoch_record["epoch"]:
+            # That epoch was the best, and the kill may have come before its best.pt was written. This state
+            # is exactly what best.pt holds (the epoch-end state), so writing it again is always right.
+            self._save("best.pt")
         log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.progress.epoch,
                  self.progress.batches_done, self.progress.step)
 
@@ -233,7 +252,9 @@ class Trainer:
             clean = True
             return {"state": "stopped", "reason": message, **self._summary()}
         except BaseException as error:
-            if hasattr(self, "progress"):
+            # Not before the run directory is known to be this run's: a refused --resume (unreadable last.pt) or a
+            # fresh start over an existing run must leave that run's status.json as it is.
+            if self._owns_status:
                 self._status("failed", f"{type(error).__name__}: {error}")
             log.error("training failed: %s", error)
             raise
@@ -260,9 +281,26 @@ class Trainer:
         p = getattr(self, "progress", Progress())
         self.run.set_status(state, epoch=p.epoch, step=p.step, best_bleu=p.best_bleu, message=message)
 
+    def _early_stop_due(self) -> bool:
+        p = self.progress
+        if p.epoch > 1 and p.batches_done == 0 and p.epochs_since_best >= self.cfg.early_stop_patience:
+            log.info("early stop: no BLEU gain for %d epochs (best %.2f at epoch %d)",
+                     p.epochs_since_best, p.best_bleu, p.best_epoch)
+            return True
+        return False
+
     def _fit(self) -> dict[str, Any]:
+        """Epochs until the end, an early stop or a signal.
+
+        Crash-consistency: at an epoch's end last.pt is written first and is the commit point. It carries the
+        epoch's metrics record, so what follows it (best.pt, the metrics line, status.json) is redone by a resume
+        when a kill came first, and what comes before it (predictions) is rewritten when the epoch is redone.
+        A kill at any write boundary therefore resumes to the run directory an uninterrupted run writes.
+        """
         cfg, p = self.cfg, self.progress
         while p.epoch <= cfg.epochs:
+            if self._early_stop_due():  # resumed right after the epoch that used up the patience
+                break
             if p.batches_done == 0:
                 self.recipe.on_epoch_start(self.model, p.epoch, cfg)
                 self._sync_ddp()
@@ -284,17 +322,16 @@ class Trainer:
                     p.epochs_since_best = epoch - p.best_epoch
             p.history.append({k: record[k] for k in record if k in ("epoch", "train_loss", "val_loss", "bleu")})
             p.epoch, p.batches_done, p.loss_sum, p.tokens = epoch + 1, 0, 0.0, 0.0
-            self._save("last.pt")
+            p.epoch_record = {"time": time.time(), **record}
+            self._save("last.pt")  # the commit point (see the docstring)
             if improved:
                 self._save("best.pt")
-            self.run.log_metrics(record)
+            self.run.log_metrics(p.epoch_record)
             log.info("epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
             self._status("running", f"epoch {epoch} done")
             if scores is not None:
                 self._run_eval_callback(epoch, scores)
-            if p.epochs_since_best >= cfg.early_stop_patience:
-                log.info("early stop: no BLEU gain for %d epochs (best %.2f at epoch %d)",
-                         p.epochs_since_best, p.best_bleu, p.best_epoch)
+            if self._early_stop_due():
                 break
             if self._should_stop():
                 raise StopRequested
@@ -333,13 +370,15 @@ class Trainer:
 
     def _loader(self, batches: list[list[int]], dataset: FeaturesDataset) -> DataLoader:
         return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features,
-                          num_workers=self.cfg.num_workers, persistent_workers=False)
+                          num_workers=self.cfg.num_workers, persistent_workers=False,
+                          generator=loader_generator(self.cfg.seed, self.progress.epoch))
 
     def _train_epoch(self) -> None:
         cfg, p = self.cfg, self.progress
         batches = epoch_batches(len(self.train_set), cfg.batch_size, self.dist.world_size, self.dist.rank,
                                 cfg.seed, p.epoch)
-        remaining = batches[p.batches_done:]
+        start = p.batches_done  # batches of this epoch trained before (a resumed run); p.batches_done grows below
+        remaining = batches[start:]
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         group: list[FeatureBatch] = []
@@ -350,7 +389,7 @@ class Trainer:
             t_got = time.perf_counter()
             wait += t_got - t_ask
             group.append(batch)
-            last_of_epoch = p.batches_done + i + 1 == len(batches)
+            last_of_epoch = start + i + 1 == len(batches)
             if len(group) == cfg.grad_accum or last_of_epoch:
                 samples += self._optimizer_step(group)
                 p.batches_done += len(group)
@@ -451,7 +490,8 @@ def evaluate_split(recipe: Recipe, model: nn.Module, dataset: FeaturesDataset, c
     hyps: list[str] = []
     decode_time = 0.0
     batches = epoch_batches(len(dataset), cfg.batch_size, 1, 0, cfg.seed, 0, shuffle=False)
-    for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features, num_workers=cfg.num_workers):
+    for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features, num_workers=cfg.num_workers,
+                            generator=loader_generator(cfg.seed, 0)):
         batch = batch.to(device)
         mean_loss, n_tokens = recipe.loss(model, batch, cfg)
         loss_sum += float(mean_loss) * n_tokens

@@ -21,6 +21,7 @@ from pathlib import Path
 from slt.errors import JobError
 from slt.registry import REPO_ROOT
 from slt.train.config import TrainConfig
+from slt.train.rundir import read_status
 from slt.utils.io import atomic_write_json
 
 REGISTRY_FILE = "jobs.json"
@@ -111,11 +112,8 @@ class JobManager:
         return status.get("state", "lost") if status else "lost"
 
     def status(self, job: Job) -> dict:
-        path = Path(job.run_dir) / "status.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return {}
+        """The run's status.json; a "running" whose process was killed reads as "stopped" (see read_status)."""
+        return read_status(job.run_dir)
 
     def running(self) -> list[Job]:
         return [job for job in self._read().values() if self.state(job) == "running"]

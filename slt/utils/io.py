@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
+    write_boundary(path)
     return path
+
+
+# Test hook for crash-consistency tests: the process counts its completed writes (atomic replaces, appended log
+# lines) and, with SLT_TEST_KILL_AFTER_WRITES=N set, SIGKILLs itself right after the N-th one, so a test can kill a
+# real training run at every write boundary. SLT_TEST_WRITE_LOG=FILE appends each written path to FILE (to count
+# them). Unset in normal use, where this costs one environment lookup per file written.
+_write_count = {"pid": 0, "n": 0}
+
+
+def write_boundary(path: str | os.PathLike) -> None:
+    """Mark a completed crash-safe write of `path` (see the test hook above)."""
+    kill_after = os.environ.get("SLT_TEST_KILL_AFTER_WRITES")
+    log_file = os.environ.get("SLT_TEST_WRITE_LOG")
+    if not kill_after and not log_file:
+        return
+    if _write_count["pid"] != os.getpid():  # a forked child counts its own writes
+        _write_count.update(pid=os.getpid(), n=0)
+    _write_count["n"] += 1
+    if log_file:
+        with open(log_file, "a", encoding="utf-8") as handle:
+            handle.write(f"{_write_count['n']}\t{path}\n")
+    if kill_after and _write_count["n"] == int(kill_after):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:

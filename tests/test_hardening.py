@@ -1,0 +1,205 @@
+"""Crash-consistency and bad inputs (issue 12): a training run killed at any write boundary resumes to the run
+directory an uninterrupted run writes; a killed run's status reads as stopped; a damaged last.pt is refused
+without touching status.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+import torch
+
+from slt.errors import CheckpointError
+from slt.train.config import DecodingConfig, TrainConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _train_fixtures as F  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TIMING_KEYS = ("time", "samples_per_s", "data_wait_share", "seconds_per_clip")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A tiny decoder, a random tiny encoder and a 12-sample train / 6-sample validation split."""
+    root = tmp_path_factory.mktemp("hardening")
+    decoder, tokenizer = F.tiny_text_decoder(root / "text")
+    train, val = F.split_sentences()
+    return {"decoder": decoder, "tokenizer": tokenizer, "cards": root / "text" / "text_assets.yaml",
+            "train": F.write_domain(root / "B", train[:12], "B", 3),
+            "val": F.write_domain(root / "B", val[:6], "B", 4, name="val.tsv", prefix="v"),
+            "encoder": F.tiny_encoder_checkpoint(root / "enc0.pt")}
+
+
+def config(c, run_dir: Path, **overrides) -> TrainConfig:
+    values = dict(train_features=str(c["train"]), val_features=str(c["val"]), run_dir=str(run_dir),
+                  base_encoder=str(c["encoder"]), decoder=c["decoder"], tokenizer=c["tokenizer"],
+                  asset_cards=str(c["cards"]), epochs=3, batch_size=4, lr=3e-3, warmup_epochs=0.5,
+                  label_smoothing=0.0, seed=0, log_every=1000, dropout=0.3, save_every_steps=2,
+                  decoding=DecodingConfig(beam_size=1, max_len=12))
+    values.update(overrides)
+    return TrainConfig(**values).validate()
+
+
+def fit_in_child(cfg: TrainConfig, resume: bool = False, env: dict | None = None) -> int:
+    """Run `Trainer(cfg).fit()` in a forked child process (a real process that a real SIGKILL ends, without paying
+    for a fresh interpreter's imports each time); return its wait status."""
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            os.environ.update(env or {})
+            from slt.train.trainer import Trainer
+
+            Trainer(cfg, resume=resume).fit()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+def run_dir_outcome(run_dir: Path) -> dict:
+    """What a run leaves that must not depend on kills: metrics lines (less timings), status, best and exported
+    weights."""
+    metrics = [{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in read_jsonl(run_dir / "metrics.jsonl")]
+    status = json.loads((run_dir / "status.json").read_text())
+    best = torch.load(run_dir / "best.pt", weights_only=False)
+    return {"metrics": metrics, "state": status["state"], "message": status["message"],
+            "best_epoch": best["progress"]["best_epoch"], "best_model": best["model"],
+            "encoder": torch.load(run_dir / "encoder.pt", weights_only=False)["model"],
+            "predictions": sorted(p.name for p in run_dir.glob("predictions_epoch*.jsonl"))}
+
+
+def assert_same_tensors(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for key in a:
+        assert torch.equal(a[key], b[key]), (what, key)
+
+
+def test_a_kill_at_every_write_boundary_resumes_to_the_uninterrupted_run(corpus, tmp_path):
+    """SIGKILL right after each durable write (checkpoints, metrics lines, predictions, status, export) of a run
+    with dropout and mid-epoch checkpoints; resuming must give the uninterrupted run's directory exactly."""
+    from slt.train.rundir import read_status
+
+    log = tmp_path / "writes.log"
+    assert fit_in_child(config(corpus, tmp_path / "full"), env={"SLT_TEST_WRITE_LOG": str(log)}) == 0
+    writes = [line.split("\t")[1] for line in log.read_text().splitlines()]
+    full = run_dir_outcome(tmp_path / "full")
+    epoch_lines = [m for m in full["metrics"] if "val_loss" in m]
+    assert [m["epoch"] for m in epoch_lines] == [1, 2, 3] and full["state"] == "finished"
+    names = [Path(w).name for w in writes]
+    assert {"last.pt", "best.pt", "metrics.jsonl", "status.json", "encoder.pt", "config.json"} <= set(names)
+    assert names.index("last.pt") < names.index("best.pt")
+    # The best epoch is not the last one here, so exporting the wrong epoch's weights would show.
+    assert full["best_epoch"] < 3, "the fixture no longer has a best epoch before the last; change its seed or lr"
+    assert_same_tensors({k.removeprefix("encoder."): v for k, v in full["best_model"].items()
+                         if k.startswith("encoder.")}, full["encoder"], "full: encoder.pt is best.pt's encoder")
+
+    for k in range(1, len(writes) + 1):
+        run_dir = tmp_path / f"kill{k}"
+        cfg = config(corpus, run_dir)
+        status = fit_in_child(cfg, env={"SLT_TEST_KILL_AFTER_WRITES": str(k)})
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (k, writes[k - 1], status)
+        if (run_dir / "status.json").exists():  # a SIGKILLed trainer's "running" must not stay "running"
+            assert read_status(run_dir)["state"] != "running", (k, writes[k - 1])
+        resume = (run_dir / "last.pt").exists()  # before the first checkpoint there is nothing to resume
+        assert fit_in_child(cfg, resume=resume) == 0, (k, writes[k - 1])
+        got = run_dir_outcome(run_dir)
+        where = f"killed after write {k} ({writes[k - 1]})"
+        assert got["metrics"] == full["metrics"], where
+        assert (got["state"], got["message"], got["best_epoch"], got["predictions"]) == \
+            (full["state"], full["message"], full["best_epoch"], full["predictions"]), where
+        assert_same_tensors(got["best_model"], full["best_model"], where)
+        assert_same_tensors(got["encoder"], full["encoder"], where)
+
+
+def test_gradient_accumulation_steps_on_the_last_partial_group_of_an_epoch(corpus, tmp_path):
+    """3 batches with grad_accum 2 are 2 optimiser steps (2 + 1 batches); the last batch must not be dropped."""
+    from slt.train.trainer import Trainer
+
+    cfg = config(corpus, tmp_path / "run", epochs=1, grad_accum=2, log_every=1, save_every_steps=0)
+    summary = Trainer(cfg).fit()
+    assert summary["step"] == 2
+    steps = [m["step"] for m in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "samples_per_s" in m]
+    assert steps == [1, 2]
+
+
+def test_a_killed_runs_status_reads_as_stopped_and_a_reused_pid_does_not_revive_it(tmp_path):
+    from slt.train.rundir import RunDir, read_status
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = RunDir(tmp_path / "run", enabled=True)
+        run.set_status("running", epoch=2, step=5, best_bleu=1.0, message="epoch 1 done")
+        run.close()
+        status = json.loads((tmp_path / "run" / "status.json").read_text())
+        # Pretend the child wrote it, as the trainer process of an app job does.
+        from slt.train.rundir import process_start_time
+
+        status.update(pid=child.pid, pid_start=process_start_time(child.pid))
+        (tmp_path / "run" / "status.json").write_text(json.dumps(status))
+        assert read_status(tmp_path / "run")["state"] == "running"
+        # The same pid with another start time is another process (the pid was reused): the writer is gone.
+        (tmp_path / "run" / "status.json").write_text(json.dumps({**status, "pid_start": status["pid_start"] - 1}))
+        assert read_status(tmp_path / "run")["state"] == "stopped"
+        (tmp_path / "run" / "status.json").write_text(json.dumps(status))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        gone = read_status(tmp_path / "run")
+        assert gone["state"] == "stopped" and f"pid {child.pid}" in gone["message"] and "--resume" in gone["message"]
+        assert gone["epoch"] == 2 and gone["step"] == 5
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_app_job_list_sees_a_killed_trainer_as_stopped(tmp_path):
+    """slt.ui.jobs reads status.json through read_status (a job launched by an earlier app process, now killed)."""
+    from slt.ui.jobs import Job, JobManager
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run_dir = tmp_path / "runs" / "job1"
+    run_dir.mkdir(parents=True)
+    from slt.train.rundir import process_start_time
+
+    (run_dir / "status.json").write_text(json.dumps({"state": "running", "epoch": 1, "step": 3, "message": "training",
+                                                     "pid": child.pid, "pid_start": process_start_time(child.pid)}))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    manager = JobManager(tmp_path / "runs")
+    job = Job(id="job1", run_dir=str(run_dir), command=[], pid=child.pid, started_at=0.0)
+    assert manager.state(job) == "stopped"
+
+
+def test_a_damaged_last_pt_is_refused_and_status_is_kept(corpus, tmp_path):
+    cfg = config(corpus, tmp_path / "run", epochs=1)
+    assert fit_in_child(cfg) == 0
+    status_before = (tmp_path / "run" / "status.json").read_bytes()
+    metrics_before = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    last = tmp_path / "run" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # cut short, as by a full disk
+    cfg.save(tmp_path / "cfg.json")
+    result = subprocess.run([sys.executable, "-m", "slt", "train", "--config", str(tmp_path / "cfg.json"), "--epochs",
+                             "2", "--resume"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert f"the training checkpoint {last} is damaged" in result.stderr and "Nothing in its run folder" in result.stderr
+    assert (tmp_path / "run" / "status.json").read_bytes() == status_before
+    assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == metrics_before
+    with pytest.raises(CheckpointError, match="damaged"):
+        from slt.train.checkpoint import load_training_state
+
+        load_training_state(last)
