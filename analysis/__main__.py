@@ -37,6 +37,17 @@ def _columns(spec: str | None) -> dict[str, str] | None:
     return out
 
 
+def _bootstrap_count(text: str) -> int:
+    """--bootstrap: resamples for the 95 % intervals; 0 turns them off, a negative number is a mistake."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of resamples, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = no confidence intervals), got {value}")
+    return value
+
+
 def _epoch(value: str | None) -> int | str | None:
     if value is None or value == "test":
         return value
@@ -78,13 +89,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--against-refs", help="reference file for plain-text --against predictions")
     p.add_argument("--names", nargs=2, default=("A", "B"), metavar=("A", "B"))
     p.add_argument("--train-manifest", help="training manifest TSV (enables the verbatim-copy check)")
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--bootstrap", type=_bootstrap_count, default=1000,
+                   help="bootstrap resamples for 95%% confidence intervals (0: none)")
     p.add_argument("--html", help="write a self-contained HTML report here")
     p.add_argument("--json", nargs="?", const="-", help="write JSON here ('-' or no value: stdout)")
 
     p = sub.add_parser("metrics", help="corpus BLEU-1..4, chrF, ROUGE-L, WER, CER with bootstrap CIs")
     _add_input(p)
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--bootstrap", type=_bootstrap_count, default=1000,
+                   help="bootstrap resamples for 95%% confidence intervals (0: none)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("collapse", help="mode-collapse verdict and figures (or their course across epochs)")

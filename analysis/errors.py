@@ -23,6 +23,10 @@ class MissingColumnError(PredictionsFileError):
     """A table lacks the reference or prediction column (or a configured column name)."""
 
 
+class DuplicateIdError(PredictionsFileError):
+    """A predictions file lists the same sample id more than once (it would be scored twice)."""
+
+
 class LengthMismatchError(AnalysisError):
     """Parallel inputs (prediction/reference files, two systems, embeddings) differ in length."""
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import (
+    DuplicateIdError,
     EmbeddingError,
     FileEncodingError,
     LengthMismatchError,
@@ -318,6 +319,16 @@ def _normalise(
         },
         index=df.index,
     )
+    if id_col is not None:
+        counts = out["id"].value_counts()
+        repeated = counts[counts > 1]
+        if len(repeated):
+            shown = ", ".join(f"{i!r} x{n}" for i, n in repeated.head(10).items())
+            raise DuplicateIdError(
+                f"{path.name} lists {len(repeated)} sample id(s) more than once: {shown}"
+                f"{' ...' if len(repeated) > 10 else ''}. Each sample would be scored once per copy; keep one line "
+                "per id (e.g. remove the rows a merge or an appended rerun repeated)."
+            )
     extras = df.drop(columns=[c for c in (id_col, ref_col, pred_col) if c is not None])
     extras = extras.drop(columns=[c for c in extras.columns if c in out.columns])
     return pd.concat([out, extras], axis=1).reset_index(drop=True)

@@ -296,7 +296,7 @@ class TranslationEngine:
             return decoder.decode(embeddings.to(self.device), list(languages), decoding or DecodingOptions())
 
     def validate_languages(self, languages: Iterable[str]) -> list[str]:
-        return validate_languages(languages, supported=self.model_set.languages)
+        return validate_languages(languages, supported=self.model_set.languages, decoder=self.model_set.decoder)
 
     # ----------------------------------------------------------------- the whole path
     def translate(self, video: str | Path, languages: Sequence[str] = ("eng_Latn",), **kwargs) -> TranslationResult:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slt.errors import CheckpointError
+from slt.errors import CheckpointError, TrainingError
 from slt.train.config import DecodingConfig, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -172,10 +172,9 @@ def test_the_app_job_list_sees_a_killed_trainer_as_stopped(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     run_dir = tmp_path / "runs" / "job1"
     run_dir.mkdir(parents=True)
-    from slt.train.rundir import process_start_time
-
+    started = int(Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
     (run_dir / "status.json").write_text(json.dumps({"state": "running", "epoch": 1, "step": 3, "message": "training",
-                                                     "pid": child.pid, "pid_start": process_start_time(child.pid)}))
+                                                     "pid": child.pid, "pid_start": started}))
     child.send_signal(signal.SIGKILL)
     child.wait()
     manager = JobManager(tmp_path / "runs")
@@ -196,10 +195,108 @@ def test_a_damaged_last_pt_is_refused_and_status_is_kept(corpus, tmp_path):
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert f"the training checkpoint {last} is damaged" in result.stderr and "Nothing in its run folder" in result.stderr
+    assert f"the training checkpoint {last} is damaged" in result.stderr
+    assert "Nothing in its run folder was changed" in result.stderr
     assert (tmp_path / "run" / "status.json").read_bytes() == status_before
     assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == metrics_before
     with pytest.raises(CheckpointError, match="damaged"):
         from slt.train.checkpoint import load_training_state
 
         load_training_state(last)
+
+
+# ---------------------------------------------------------------------------------------------- bad inputs
+def poison(manifest: Path, clip_id: str, step: int) -> None:
+    features = torch.load(manifest.parent / f"{clip_id}.pt")
+    features[step, 1] = float("nan")
+    torch.save(features, manifest.parent / f"{clip_id}.pt")
+
+
+def test_non_finite_validation_features_fail_before_training_naming_the_sample(corpus, tmp_path):
+    from slt.errors import ManifestError
+    from slt.train.trainer import Trainer
+
+    _, val = F.split_sentences()
+    manifest = F.write_domain(tmp_path / "val", val[:6], "B", 4, name="val.tsv", prefix="v")
+    poison(manifest, "vB002", 3)
+    cfg = config({**corpus, "val": manifest}, tmp_path / "run")
+    with pytest.raises(ManifestError, match=r"val\.tsv:4: the features of id 'vB002' .* NaN or inf at step\(s\) \[3\]"):
+        Trainer(cfg).fit()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before the first step
+
+
+def test_non_finite_training_features_stop_naming_the_sample_and_the_run_resumes_once_fixed(corpus, tmp_path):
+    from slt.train.trainer import Trainer
+
+    train, _ = F.split_sentences()
+    manifest = F.write_domain(tmp_path / "train", train[:12], "B", 3)
+    clean = (tmp_path / "train" / "B007.pt").read_bytes()
+    poison(manifest, "B007", 0)
+    cfg = config({**corpus, "train": manifest}, tmp_path / "run", epochs=2, save_every_steps=0)
+    with pytest.raises(TrainingError, match=r"'B007' .* NaN or inf .*saved .*last\.pt.*--resume"):
+        Trainer(cfg).fit()
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and "B007" in status["message"]
+    (tmp_path / "train" / "B007.pt").write_bytes(clean)
+    assert Trainer(cfg, resume=True).fit()["state"] == "finished"
+    # Nothing was lost: the steps before the bad sample were kept, the resumed run is the uninterrupted one.
+    Trainer(config({**corpus, "train": manifest}, tmp_path / "full", epochs=2, save_every_steps=0)).fit()
+    runs = [read_jsonl(tmp_path / run / "metrics.jsonl") for run in ("run", "full")]
+    assert [[{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in lines] for lines in runs] == \
+        [[{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in runs[1]]] * 2
+
+
+BAD_CONFIG = {"freeze_encoder": "false", "lr": float("nan"), "epochs": 2.5, "batch_size": "8", "log_every": 0,
+              "max_val_samples": 0, "save_every_steps": -1, "grad_accum": True, "dropout": 1.5}
+
+
+def test_a_config_with_bad_values_is_one_error_naming_every_field(tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps(BAD_CONFIG))  # NaN is written as the JSON extension NaN
+    with pytest.raises(TrainingError) as caught:
+        TrainConfig.load(tmp_path / "bad.json").validate()
+    message = str(caught.value)
+    for name in BAD_CONFIG:
+        assert f"{name} must" in message, (name, message)
+    assert "9 field(s)" in message
+    assert "freeze_encoder must be true or false, got 'false' (a string)" in message
+    assert "epochs must be a whole number, got 2.5" in message and "lr must be a finite number, got nan" in message
+    TrainConfig(epochs=3, lr=1, max_val_samples=None).validate()  # an int where a float goes is fine
+    result = subprocess.run([sys.executable, "-m", "slt", "train", "--config", str(tmp_path / "bad.json")], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: Bad training config ({tmp_path / 'bad.json'}"), lines
+
+
+def _analysis(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_analysis_report_refuses_duplicate_ids_and_a_negative_bootstrap(tmp_path):
+    rows = [{"id": i, "reference": f"the cat sees {i}", "prediction": f"the cat sees {i}"} for i in ("a", "b", "c")]
+    rows += [rows[1], rows[2], rows[2]]  # "b" twice, "c" three times
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = _analysis("report", str(pred), "--bootstrap", "10")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "pred.jsonl lists 2 sample id(s) more than once: 'c' x3, 'b' x2" in result.stderr
+    pred.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    result = _analysis("report", str(pred), "--bootstrap", "-5")
+    assert result.returncode == 2 and "--bootstrap: must be >= 0 (0 = no confidence intervals), got -5" in result.stderr
+    ok = _analysis("report", str(pred), "--bootstrap", "0")
+    assert ok.returncode == 0 and "verdict" in ok.stdout, ok.stderr
+
+
+def test_a_language_the_decoder_lacks_is_named_with_the_languages_it_has(corpus):
+    """fra_Latn is a real FLORES-200 code: the English-only decoder lacks it, which is not "unknown"."""
+    from slt.errors import UnknownLanguageError
+    from slt.text import SonarTextDecoder
+
+    decoder = SonarTextDecoder(decoder=corpus["decoder"], tokenizer=corpus["tokenizer"])
+    assert decoder.languages == ["eng_Latn"]
+    with pytest.raises(UnknownLanguageError) as caught:
+        decoder.decode(torch.zeros(1, F.MODEL_DIM), ["eng_Latn", "fra_Latn"])
+    assert str(caught.value) == f"the decoder {corpus['decoder']} does not have fra_Latn; it has: eng_Latn"
+    with pytest.raises(UnknownLanguageError, match="unknown target language 'french'"):  # not a code at all
+        decoder.decode(torch.zeros(1, F.MODEL_DIM), ["french"])

@@ -131,7 +131,31 @@ class FeaturesDataset(Dataset):
             raise ManifestError(f"{where}: {row.path} has dtype {tensor.dtype}, expected a float tensor")
         if tensor.shape[0] != row.n_steps:
             raise ManifestError(f"{where}: n_steps says {row.n_steps} but {row.path} has {tensor.shape[0]} steps")
+        finite = torch.isfinite(tensor).all(dim=1)  # [N]
+        if not bool(finite.all()):
+            steps = (~finite).nonzero().flatten().tolist()
+            raise ManifestError(f"{where}: the features of id {row.id!r} ({row.path}) hold NaN or inf at step(s) "
+                                f"{steps[:10]}{' ...' if len(steps) > 10 else ''}; extract that clip again or "
+                                "remove its line from the manifest")
         return FeatureItem(row.id, tensor.float(), row.translation)
+
+    def check_all(self, limit: int = 10) -> None:
+        """Load every item once; raise one ManifestError naming every bad sample (up to `limit` of them).
+
+        For splits read whole at every evaluation: a bad validation file then fails at start-up, not after an
+        epoch of training.
+        """
+        problems = []
+        for index in range(len(self)):
+            try:
+                self[index]
+            except ManifestError as error:
+                problems.append(str(error))
+                if len(problems) == limit:
+                    problems.append("(stopped looking after that many)")
+                    break
+        if problems:
+            raise ManifestError(f"{len(problems)} unusable sample(s) in {self.manifest_path}:\n" + "\n".join(problems))
 
 
 def collate_features(items: list[FeatureItem]) -> FeatureBatch:

@@ -118,7 +118,7 @@ class SonarTextDecoder:
         """Generated token ids (final EOS included) of the best hypothesis per row; rows are language-major
         (row i*B + b is language i, embedding b). All rows go through one batched generation call (every
         prefix has the same length, so rows may carry different language tokens)."""
-        langs = validate_languages(langs, supported=self.languages)
+        langs = validate_languages(langs, supported=self.languages, decoder=self.decoder_name)
         embeddings = self._check_embeddings(embeddings)
         batch = embeddings.shape[0]
         source = embeddings.repeat(len(langs), 1)
@@ -140,7 +140,7 @@ class SonarTextDecoder:
 
         Returns `{lang: [B strings]}` in input order.
         """
-        langs = validate_languages(langs, supported=self.languages)
+        langs = validate_languages(langs, supported=self.languages, decoder=self.decoder_name)
         batch = embeddings.shape[0] if isinstance(embeddings, Tensor) and embeddings.dim() == 2 else 0
         text_decoder = self._tokenizer.create_decoder(skip_special_tokens=True)
         texts = [text_decoder(seq) for seq in self.generate_ids(embeddings, langs, options)]
@@ -148,7 +148,7 @@ class SonarTextDecoder:
 
     def tokenize(self, texts: Sequence[str], lang: str = "eng_Latn") -> list[Tensor]:
         """Target-side token ids per text: `</s> __{lang}__ pieces... </s>` (what the decoder is trained on)."""
-        (lang,) = validate_languages([lang], supported=self.languages)
+        (lang,) = validate_languages([lang], supported=self.languages, decoder=self.decoder_name)
         encoder = self._tokenizer.create_encoder(task="translation", lang=lang, mode="target", device=self.device)
         return [encoder(text) for text in texts]
 

@@ -396,7 +396,7 @@ class HFTextDecoder:
         """Generated token ids (final EOS included) per row; rows are language-major (row i*B + b is language i,
         embedding b), all in one batched generation."""
         options = options or DecodingOptions()
-        langs = validate_languages(langs, supported=self.languages)
+        langs = validate_languages(langs, supported=self.languages, decoder=self.decoder_name)
         embeddings = self._check_embeddings(embeddings)
         batch = embeddings.shape[0]
         source = embeddings.repeat(len(langs), 1)
@@ -420,14 +420,14 @@ class HFTextDecoder:
         self, embeddings: Tensor, langs: Sequence[str], options: DecodingOptions | None = None
     ) -> dict[str, list[str]]:
         """Decode `[B, model_dim]` sentence embeddings into text in each target language: `{lang: [B strings]}`."""
-        langs = validate_languages(langs, supported=self.languages)
+        langs = validate_languages(langs, supported=self.languages, decoder=self.decoder_name)
         batch = embeddings.shape[0] if isinstance(embeddings, Tensor) and embeddings.dim() == 2 else 0
         texts = [self._tokenizer.decode(ids) for ids in self.generate_ids(embeddings, langs, options)]
         return {lang: texts[i * batch : (i + 1) * batch] for i, lang in enumerate(langs)}
 
     def tokenize(self, texts: Sequence[str], lang: str = "eng_Latn") -> list[Tensor]:
         """Target-side token ids per text: `</s> __{lang}__ pieces... </s>` (what the decoder is trained on)."""
-        (lang,) = validate_languages([lang], supported=self.languages)
+        (lang,) = validate_languages([lang], supported=self.languages, decoder=self.decoder_name)
         return [self._tokenizer.encode(text, lang, self.device) for text in texts]
 
     def teacher_forced_loss(

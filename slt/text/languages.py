@@ -40,11 +40,14 @@ def close_matches(code: str, known: Iterable[str], limit: int = 5) -> list[str]:
     return list(dict.fromkeys(hits))[:limit]
 
 
-def validate_languages(codes: Iterable[str], supported: Iterable[str] | None = None) -> list[str]:
+def validate_languages(codes: Iterable[str], supported: Iterable[str] | None = None,
+                       decoder: str | None = None) -> list[str]:
     """Check target language codes; return them de-duplicated in first-seen order.
 
     `supported` is the decoder tokenizer's language list (a tiny local decoder knows only a few); by default the
-    full FLORES-200 list. An unknown code raises :class:`UnknownLanguageError` that names close matches.
+    full FLORES-200 list. `decoder` names that decoder in messages. A real FLORES-200 code the decoder lacks is
+    reported as such, with the decoder's languages (it is not "unknown"); any other code raises
+    :class:`UnknownLanguageError` that names close matches.
     """
     if isinstance(codes, str):
         codes = [codes]  # a bare string would otherwise be split into letters
@@ -54,6 +57,10 @@ def validate_languages(codes: Iterable[str], supported: Iterable[str] | None = N
     for code in codes:
         if not isinstance(code, str):
             raise UnknownLanguageError(f"language codes must be strings like 'eng_Latn', got {code!r}")
+        if code not in known_set and code in FLORES200_LANGUAGES:
+            named = f"the decoder {decoder}" if decoder else "this decoder"
+            listed = ", ".join(known[:20]) + (f" ... ({len(known)} in all)" if len(known) > 20 else "")
+            raise UnknownLanguageError(f"{named} does not have {code}; it has: {listed}")
         if code not in known_set:
             suggestions = close_matches(code, known)
             hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""

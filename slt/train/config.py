@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -79,32 +81,26 @@ class TrainConfig:
     wandb: bool = False
     mlflow: bool = False
 
-    def validate(self) -> TrainConfig:
-        """Raise TrainingError naming the first bad field; return self."""
+    def validate(self, source: str = "config") -> TrainConfig:
+        """Check every field's type and range; raise one TrainingError naming every bad field; return self.
+
+        Types are checked strictly (a JSON/YAML config is not coerced): "false" is not a bool (it would be truthy),
+        2.5 or true is not an int, "1e-3" is not a number, NaN is not a learning rate. Strict checks on the
+        dataclass rather than a typed-config library: the dataclass stays the one contract that the trainer,
+        `tune`, the app and saved config.json files share, and training does not depend on the app's packages.
+        """
+        hints = get_type_hints(TrainConfig)
         problems = []
-        if self.recipe not in RECIPES:
-            problems.append(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
-        if self.scheduler not in SCHEDULERS:
-            problems.append(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
-        for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or (self.encoder_lr is not None and self.encoder_lr <= 0):
-            problems.append("lr and encoder_lr must be > 0")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.dropout < 1.0:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.warmup_epochs < 0 or self.min_lr < 0 or self.clip_grad < 0:
-            problems.append("warmup_epochs, min_lr and clip_grad must be >= 0")
-        if self.max_samples is not None and self.max_samples < 1:
-            problems.append(f"max_samples must be >= 1, got {self.max_samples}")
-        if self.decoder_backend not in DECODER_BACKENDS:
-            problems.append(f"decoder_backend must be one of {DECODER_BACKENDS}, got {self.decoder_backend!r}")
+        for f in dataclasses.fields(self):
+            if f.name != "decoding":
+                problem = _field_problem(f.name, getattr(self, f.name), hints[f.name])
+                if problem:
+                    problems.append(problem)
         if not isinstance(self.decoding, DecodingOptions):
-            problems.append(f"decoding must be a DecodingOptions, got {type(self.decoding).__name__}")
+            problems.append(f"decoding must be a mapping of decoding settings, got {_shown(self.decoding)}")
         if problems:
-            raise TrainingError("Bad training config: " + "; ".join(problems))
+            raise TrainingError(f"Bad training config ({source}), {len(problems)} field(s) to fix: "
+                                + "; ".join(problems))
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +153,67 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise TrainingError(f"Config file {path} must hold a mapping of field -> value")
         return cls.from_dict(data, source=str(path))
+
+
+# ----------------------------------------------------------------------------------------------- checks
+# field -> (lowest, highest, ends): ends "[]" allows both bounds, "[)" not the highest, "()" neither; None = unbounded.
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    **{name: (1, None, "[]") for name in (
+        "epochs", "batch_size", "grad_accum", "eval_every", "log_every", "max_samples", "max_val_samples",
+        "early_stop_patience", "bridge_queries", "scratch_layers", "scratch_d_model", "scratch_heads", "scratch_ff")},
+    **{name: (0, None, "[]") for name in (
+        "save_every_steps", "plateau_patience", "unfreeze_after", "unfreeze_signhiera_layers", "num_workers",
+        "weight_decay", "warmup_epochs", "min_lr", "clip_grad")},
+    "seed": (0, 2**32 - 1, "[]"), "target_vocab_size": (8, None, "[]"),
+    "lr": (0.0, None, "()"), "encoder_lr": (0.0, None, "()"), "plateau_factor": (0.0, 1.0, "()"),
+    "label_smoothing": (0.0, 1.0, "[)"), "dropout": (0.0, 1.0, "[)"),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {"recipe": RECIPES, "scheduler": SCHEDULERS, "t5_init": ("pretrained", "random"),
+                                       "decoder_backend": DECODER_BACKENDS}
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards")  # may be None, not ""
+
+
+def _shown(value: Any) -> str:
+    return f"{value!r} ({'a string' if isinstance(value, str) else type(value).__name__})"
+
+
+def _field_problem(name: str, value: Any, hint: Any) -> str | None:
+    """What is wrong with one field's value (type first, then range), or None."""
+    optional = get_origin(hint) is not None and type(None) in get_args(hint)
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    if hint is bool:
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {_shown(value)}"
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} must be a whole number, got {_shown(value)}"
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} must be a number, got {_shown(value)}"
+        if not math.isfinite(value):
+            return f"{name} must be a finite number, got {value}"
+    elif hint is str:
+        if not isinstance(value, str):
+            return f"{name} must be a string, got {_shown(value)}"
+        if name in _CHOICES and value not in _CHOICES[name]:
+            return f"{name} must be one of {_CHOICES[name]}, got {value!r}"
+        if name == "device" and not _DEVICE.match(value):
+            return f"device must be auto, cpu, cuda, cuda:N or mps, got {value!r}"
+        if not value.strip():
+            return f"{name} must not be empty" + (" (leave it out or use null)" if name in _OPTIONAL_EMPTY else "")
+        return None
+    if name in _RANGES:
+        low, high, ends = _RANGES[name]
+        too_low = low is not None and (value < low if ends[0] == "[" else value <= low)
+        too_high = high is not None and (value > high if ends[1] == "]" else value >= high)
+        if too_low or too_high:
+            bounds = [f"{'>=' if ends[0] == '[' else '>'} {low}" if low is not None else None,
+                      f"{'<=' if ends[1] == ']' else '<'} {high}" if high is not None else None]
+            return f"{name} must be {' and '.join(b for b in bounds if b)}, got {value}"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- CLI flags
@@ -215,7 +272,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
         if key.startswith("cfg_") and value is not None:
             data[key[4:]] = value
     data["decoding"].update(decoding_overrides(args))
-    return TrainConfig.from_dict(data).validate()
+    source = " + ".join(filter(None, [getattr(args, "config", None), "command-line flags"]))
+    return TrainConfig.from_dict(data, source=source).validate(source)
 
 
 def decoding_options(cfg: TrainConfig) -> DecodingOptions:

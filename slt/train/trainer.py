@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from analysis.metrics import validation_scores
 from slt.data.features import FeatureBatch, FeaturesDataset, collate_features
-from slt.errors import TrainingError
+from slt.errors import ManifestError, TrainingError
 from slt.runtime import barrier, cleanup_distributed, pick_device, seed_everything, setup_distributed
 from slt.train import distributed as D
 from slt.train.checkpoint import load_training_state, save_training_state, set_rng_state
@@ -112,6 +112,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.train_set = FeaturesDataset(cfg.train_features, cfg.max_samples)
         self.val_set = FeaturesDataset(cfg.val_features, cfg.max_val_samples or cfg.max_samples)
+        if self.dist.is_main:
+            self.val_set.check_all()  # read whole at every evaluation anyway; fail now, not after an epoch
         self.model = self.recipe.build(cfg, self.device)
         groups = self.recipe.param_groups(self.model, cfg)
         if not any(p.requires_grad for g in groups for p in g["params"]):
@@ -381,6 +383,16 @@ class Trainer:
         remaining = batches[start:]
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        try:
+            self._train_batches(remaining, start, len(batches))
+        except ManifestError as error:  # an unusable features file: keep the steps done so far
+            self._save("last.pt")
+            raise TrainingError(f"{error}. Training stopped at epoch {p.epoch}, step {p.step} and saved "
+                                f"{self.run.path / 'last.pt'}: fix that sample, then continue with --resume") from error
+
+    def _train_batches(self, remaining: list[list[int]], start: int, n_batches: int) -> None:
+        """Train on `remaining`, the batches after the first `start` of this epoch's `n_batches`."""
+        cfg, p = self.cfg, self.progress
         group: list[FeatureBatch] = []
         wait = compute = 0.0
         samples = 0
@@ -389,7 +401,7 @@ class Trainer:
             t_got = time.perf_counter()
             wait += t_got - t_ask
             group.append(batch)
-            last_of_epoch = start + i + 1 == len(batches)
+            last_of_epoch = start + i + 1 == n_batches
             if len(group) == cfg.grad_accum or last_of_epoch:
                 samples += self._optimizer_step(group)
                 p.batches_done += len(group)
