@@ -18,6 +18,7 @@ from analysis.errors import AnalysisError
 from analysis.loading import load_predictions, load_train_texts
 from analysis.metrics import corpus_metrics
 from analysis.report import build_report, to_jsonable, write_html_report, write_json_report
+from slt.errors import os_error_message
 
 _COLUMN_KEYS = {"id": "id", "ref": "reference", "reference": "reference", "pred": "prediction",
                 "prediction": "prediction", "hyp": "prediction", "hypothesis": "prediction"}
@@ -190,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except AnalysisError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unreadable input, an unwritable --html/--json target, a full disk
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
 
 

@@ -36,13 +36,17 @@ PY
   [ -n "$bundled" ] && ln -sf "$bundled" "$VENV/lib/libsndfile.so.1"
 }
 
-install_browser() {
-  # Playwright drives Debian's chromium (its own browser download cannot work offline).
-  command -v chromium >/dev/null 2>&1 && return
+install_test_tools() {
+  # Playwright drives Debian's chromium (its own browser download cannot work offline); capsh (libcap2-bin) lets
+  # tests that run as root drop the permission override, so they meet unreadable files as a user does.
+  local missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  command -v capsh >/dev/null 2>&1 || missing="$missing libcap2-bin"
+  [ -z "$missing" ] && return
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
 }
 
@@ -56,7 +60,7 @@ case "$job" in
   test)
     install_python requirements-dev.txt
     link_libsndfile
-    install_browser
+    install_test_tools
     # Lint first (fast; settings in pyproject.toml): a lint error fails the job before the slow tests start.
     "$VENV/bin/ruff" check .
     exec "$VENV/bin/python" -m pytest -q "$@" tests

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from slt.errors import SLTError
+from slt.errors import SLTError, os_error_message
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except SLTError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # unreadable input, a file where a folder belongs, a full disk: one line, no traceback
+        print(f"error: {os_error_message(error)}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as error:  # readers that know the file name say it; this is the fallback
+        print(f"error: a file is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8",
+              file=sys.stderr)
         return 1
 
 

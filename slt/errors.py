@@ -118,3 +118,34 @@ class ModelsNotReadyError(SLTError):
 
 class DeviceError(InvalidArgumentError, ValueError):
     """A device or dtype cannot be used here (malformed name, CUDA without a GPU, half precision on the CPU)."""
+
+
+# errno -> what the user can do about it (the OS's own text says what went wrong).
+_OS_ERROR_ADVICE = {
+    "EACCES": "check its permissions (the user running this must be allowed to read or write it) or use another path",
+    "EPERM": "check its permissions or use another path",
+    "ENOENT": "check the path: it does not exist",
+    "ENOTDIR": "a part of this path is a file where a folder is expected: give a folder path or move that file away",
+    "EEXIST": "a file is in the way where a folder is expected: give a folder path or move that file away",
+    "EISDIR": "this is a folder where a file is expected: give a file path",
+    "ENOSPC": "the disk is full: free some space (or write elsewhere) and run the command again",
+    "EDQUOT": "the disk quota is used up: free some space (or write elsewhere) and run the command again",
+    "EFBIG": "the file grew past the size this system allows: free space or lift the limit, then run again",
+    "EROFS": "the file system is read-only: write somewhere else",
+    "ENAMETOOLONG": "the path is too long: use a shorter one",
+}
+
+
+def os_error_message(error: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, and what to do.
+
+    Files the project writes are replaced atomically, so after such an error the earlier version of the file is
+    still whole (a resumable command continues where it stopped).
+    """
+    import errno as errno_codes
+
+    name = errno_codes.errorcode.get(error.errno or 0, "")
+    what = error.strerror or str(error) or type(error).__name__
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    advice = _OS_ERROR_ADVICE.get(name, "check the path and try again")
+    return f"{what}: {paths}; {advice}" if paths else f"{what}; {advice}"

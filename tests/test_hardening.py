@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,16 +20,11 @@ import torch
 
 from slt.errors import CheckpointError, TrainingError
 from slt.train.config import DecodingConfig, TrainConfig
+from tests.helpers import features as F
+from tests.helpers.predictions import read_jsonl
+from tests.helpers.process import REPO_ROOT, child_env
 
-sys.path.insert(0, str(Path(__file__).parent))
-import _train_fixtures as F  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 TIMING_KEYS = ("time", "samples_per_s", "data_wait_share", "seconds_per_clip")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +189,8 @@ def test_a_damaged_last_pt_is_refused_and_status_is_kept(corpus, tmp_path):
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # cut short, as by a full disk
     cfg.save(tmp_path / "cfg.json")
     result = subprocess.run([sys.executable, "-m", "slt", "train", "--config", str(tmp_path / "cfg.json"), "--epochs",
-                             "2", "--resume"], cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                             "2", "--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env=child_env())
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert f"the training checkpoint {last} is damaged" in result.stderr
@@ -241,9 +239,9 @@ def test_non_finite_training_features_stop_naming_the_sample_and_the_run_resumes
     assert Trainer(cfg, resume=True).fit()["state"] == "finished"
     # Nothing was lost: the steps before the bad sample were kept, the resumed run is the uninterrupted one.
     Trainer(config({**corpus, "train": manifest}, tmp_path / "full", epochs=2, save_every_steps=0)).fit()
-    runs = [read_jsonl(tmp_path / run / "metrics.jsonl") for run in ("run", "full")]
-    assert [[{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in lines] for lines in runs] == \
-        [[{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in runs[1]]] * 2
+    runs = [[{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in read_jsonl(tmp_path / r / "metrics.jsonl")]
+            for r in ("run", "full")]
+    assert runs[0] == runs[1]
 
 
 BAD_CONFIG = {"freeze_encoder": "false", "lr": float("nan"), "epochs": 2.5, "batch_size": "8", "log_every": 0,
@@ -261,16 +259,16 @@ def test_a_config_with_bad_values_is_one_error_naming_every_field(tmp_path):
     assert "freeze_encoder must be true or false, got 'false' (a string)" in message
     assert "epochs must be a whole number, got 2.5" in message and "lr must be a finite number, got nan" in message
     TrainConfig(epochs=3, lr=1, max_val_samples=None).validate()  # an int where a float goes is fine
-    result = subprocess.run([sys.executable, "-m", "slt", "train", "--config", str(tmp_path / "bad.json")], cwd=REPO,
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run([sys.executable, "-m", "slt", "train", "--config", str(tmp_path / "bad.json")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=child_env())
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: Bad training config ({tmp_path / 'bad.json'}"), lines
 
 
 def _analysis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, env=child_env())
 
 
 def test_analysis_report_refuses_duplicate_ids_and_a_negative_bootstrap(tmp_path):
@@ -300,3 +298,90 @@ def test_a_language_the_decoder_lacks_is_named_with_the_languages_it_has(corpus)
     assert str(caught.value) == f"the decoder {corpus['decoder']} does not have fra_Latn; it has: eng_Latn"
     with pytest.raises(UnknownLanguageError, match="unknown target language 'french'"):  # not a code at all
         decoder.decode(torch.zeros(1, F.MODEL_DIM), ["french"])
+
+
+# ---------------------------------------------------------------------------------------------- OS errors
+def _slt(*args: str, as_user: bool = False, preexec=None) -> subprocess.CompletedProcess:
+    """`python -m slt ...`; `as_user`: without root's permission override (capsh drops it), as a user runs it."""
+    command = [sys.executable, "-m", "slt", *args]
+    if as_user:
+        capsh = shutil.which("capsh")
+        assert capsh, "capsh is missing: install Debian's libcap2-bin (scripts/dev.sh test does)"
+        command = [capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", shlex.join(command)]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=child_env(),
+                          preexec_fn=preexec)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one line a failed command prints for the user (log lines aside); no traceback."""
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def test_os_errors_are_one_line_naming_the_path_and_what_to_do(corpus, tmp_path, capsys):
+    cfg = config(corpus, tmp_path / "run", epochs=1)
+    cfg.save(tmp_path / "cfg.json")
+    (tmp_path / "a_file").write_text("not a folder")
+    line = error_line(_slt("train", "--config", str(tmp_path / "cfg.json"), "--run-dir", str(tmp_path / "a_file")))
+    assert line == (f"error: File exists: {tmp_path / 'a_file'}; a file is in the way where a folder is expected: "
+                    "give a folder path or move that file away")
+    line = error_line(_slt("train", "--config", str(tmp_path / "cfg.json"), "--run-dir",
+                           str(tmp_path / "a_file" / "run")))
+    assert line.startswith(f"error: Not a directory: {tmp_path / 'a_file' / 'run'}; a part of this path is a file")
+
+    (tmp_path / "latin1.json").write_bytes('{"target_lang": "fran\xe7ais"}'.encode("latin-1"))
+    line = error_line(_slt("train", "--config", str(tmp_path / "latin1.json")))
+    assert line.startswith(f"error: Config file {tmp_path / 'latin1.json'} is not UTF-8 text")
+    assert line.endswith("save it as UTF-8")
+
+    from slt.__main__ import main
+
+    study = f"sqlite:///{tmp_path / 'a_file' / 'study.db'}"
+    assert main(["tune", "--config", str(tmp_path / "cfg.json"), "--storage", study, "--n-trials", "1"]) == 1
+    assert capsys.readouterr().err == (f"error: cannot open the study database {study} (unable to open database "
+                                       "file); check that the folder of the database file exists and is writable, "
+                                       "or give another --storage\n")
+
+    (tmp_path / "cfg.json").chmod(0)
+    line = error_line(_slt("train", "--config", str(tmp_path / "cfg.json"), as_user=True))
+    assert line.startswith(f"error: Permission denied: {tmp_path / 'cfg.json'}; check its permissions")
+
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "a", "reference": "a cat", "prediction": "a cat"}) + "\n")
+    pred.chmod(0)
+    capsh = shutil.which("capsh")
+    result = subprocess.run([capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c",
+                             shlex.join([sys.executable, "-m", "analysis", "report", str(pred)])], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120, env=child_env())
+    assert error_line(result).startswith(f"error: Permission denied: {pred}; check its permissions")
+
+
+def test_a_full_disk_stops_with_one_line_and_keeps_the_last_checkpoint_whole(corpus, tmp_path):
+    """Disk full, made testable without mounting anything: a file-size limit (RLIMIT_FSIZE) makes the write of the
+    next checkpoint fail part-way (EFBIG) exactly as a full disk does (ENOSPC), at the same place in the code."""
+    cfg = config(corpus, tmp_path / "run", epochs=1, save_every_steps=0)
+    assert fit_in_child(cfg) == 0
+    cfg.save(tmp_path / "cfg.json")
+    last = tmp_path / "run" / "last.pt"
+    before = last.read_bytes()
+    (epoch_one,) = [m for m in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "val_loss" in m]
+    limit = len(before) // 2  # below a checkpoint's size, far above the logs' and status.json's
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = _slt("train", "--config", str(tmp_path / "cfg.json"), "--epochs", "2", "--resume", preexec=small_disk)
+    assert error_line(result) == (f"error: File too large: {last}; the file grew past the size this system allows: "
+                                  "free space or lift the limit, then run again")
+    assert last.read_bytes() == before  # the previous checkpoint is whole
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # no half-written temp files left behind
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and "File too large" in status["message"]
+    resumed = _slt("train", "--config", str(tmp_path / "cfg.json"), "--epochs", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Nothing was lost: epoch 1's record is the one written before the failure, and epoch 2 was trained once.
+    epochs = [m for m in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "val_loss" in m]
+    assert [m["epoch"] for m in epochs] == [1, 2] and epochs[0] == epoch_one

@@ -260,7 +260,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(corpus, t
     Trainer(cfg).fit()
     good = (tmp_path / "run" / "last.pt").read_bytes()
     poisoned = torch.load(data / "B005.pt")
-    poisoned[3, 2] = 3e38  # finite, but the model overflows on it (non-finite inputs are refused when loaded)
+    poisoned[3, :] = 3e38  # finite, but the model overflows on it (non-finite inputs are refused when loaded)
     torch.save(poisoned, data / "B005.pt")
     cfg.epochs = 2
     with pytest.raises(TrainingError, match=r"Non-finite training loss .* at step \d+ .*inputs are finite"):

@@ -53,7 +53,14 @@ class FeatureBatch:
 
 def read_features_manifest(manifest_path: str | Path) -> list[FeatureRow]:
     """Parse and check a features manifest; raise ManifestError naming the file and line of the first problem."""
-    manifest_path = Path(manifest_path)
+    try:
+        return _read_features_manifest(Path(manifest_path))
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{manifest_path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                            "save it as UTF-8") from error
+
+
+def _read_features_manifest(manifest_path: Path) -> list[FeatureRow]:
     if not manifest_path.is_file():
         raise ManifestError(f"Features manifest not found: {manifest_path}")
     root = manifest_path.parent

@@ -140,7 +140,11 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise TrainingError(f"Config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise TrainingError(f"Config file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                                "save it as UTF-8") from error
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml

@@ -198,12 +198,22 @@ class Trainer:
         set_rng_state(state["rng"])
         at_epoch_end = self.progress.batches_done == 0 and self.progress.epoch_record is not None
         self.run.truncate_metrics(self.progress.step, self.progress.epoch_record if at_epoch_end else None)
-        if at_epoch_end and self.progress.best_epoch == self.progress.epoch_record["epoch"]:
-            # That epoch was the best, and the kill may have come before its best.pt was written. This state
-            # is exactly what best.pt holds (the epoch-end state), so writing it again is always right.
+        if at_epoch_end and self.progress.best_epoch == self.progress.epoch_record["epoch"] and \
+                not self._best_is_current():
+            # That epoch was the best, and the kill came before its best.pt was written. This state is exactly
+            # what best.pt holds (the epoch-end state), so it is written from it.
+            log.info("best.pt did not hold the best epoch (%d) yet: writing it from %s", self.progress.best_epoch, path)
             self._save("best.pt")
         log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.progress.epoch,
                  self.progress.batches_done, self.progress.step)
+
+    def _best_is_current(self) -> bool:
+        """Whether best.pt holds the state at this step (read memory-mapped: only its small progress record)."""
+        try:
+            saved = torch.load(self.run.path / "best.pt", map_location="cpu", weights_only=False, mmap=True)
+            return saved["progress"]["step"] == self.progress.step
+        except Exception:  # missing, cut short, an older format: write it again
+            return False
 
     # ------------------------------------------------------------------------------------------ signals
     @contextlib.contextmanager
@@ -257,7 +267,10 @@ class Trainer:
             # Not before the run directory is known to be this run's: a refused --resume (unreadable last.pt) or a
             # fresh start over an existing run must leave that run's status.json as it is.
             if self._owns_status:
-                self._status("failed", f"{type(error).__name__}: {error}")
+                try:
+                    self._status("failed", f"{type(error).__name__}: {error}")
+                except OSError as status_error:  # e.g. the disk is full: report the first error, not this one
+                    log.warning("could not write status.json: %s", status_error)
             log.error("training failed: %s", error)
             raise
         finally:

@@ -93,11 +93,18 @@ def _storage(url: str | None):
         return None
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise TrainingError(f"--storage must be a database URL such as sqlite:///study.db, got {url!r}")
+    import sqlalchemy.exc  # an Optuna dependency
+
     with warnings.catch_warnings():  # heartbeats are flagged "experimental" by Optuna; they are what we want
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=60, grace_period=180,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=60, grace_period=180,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except sqlalchemy.exc.SQLAlchemyError as error:  # e.g. the database file's folder is missing or read-only
+            cause = getattr(error, "orig", None) or error
+            raise TrainingError(f"cannot open the study database {url} ({cause}); check that the folder of the "
+                                "database file exists and is writable, or give another --storage") from error
 
 
 def run_study(args: argparse.Namespace):

@@ -19,6 +19,10 @@ from typing import Any, BinaryIO
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Call `write(handle)` on a temp file next to `path`, then rename it over `path`; returns the path."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout): write through, never replace it
+        with open(path, "wb") as handle:
+            write(handle)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temp file lives next to the target so os.replace stays an atomic rename on one filesystem.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -32,9 +36,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+        if isinstance(error, OSError) and error.filename in (None, tmp_name):
+            # A failed write (full disk) names no file or the temp file: name the target; it is unchanged.
+            raise OSError(error.errno, error.strerror, str(path)) from error
         raise
     write_boundary(path)
     return path
