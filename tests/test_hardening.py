@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from slt.errors import CheckpointError, TrainingError
-from slt.train.config import DecodingConfig, TrainConfig
+from slt.text import DecodingOptions
+from slt.train.config import TrainConfig
 from tests.helpers import features as F
 from tests.helpers.predictions import read_jsonl
 from tests.helpers.process import REPO_ROOT, child_env
@@ -44,7 +45,7 @@ def config(c, run_dir: Path, **overrides) -> TrainConfig:
                   base_encoder=str(c["encoder"]), decoder=c["decoder"], tokenizer=c["tokenizer"],
                   asset_cards=str(c["cards"]), epochs=3, batch_size=4, lr=3e-3, warmup_epochs=0.5,
                   label_smoothing=0.0, seed=0, log_every=1000, dropout=0.3, save_every_steps=2,
-                  decoding=DecodingConfig(beam_size=1, max_len=12))
+                  decoding=DecodingOptions(beam_size=1, max_len=12))
     values.update(overrides)
     return TrainConfig(**values).validate()
 
