@@ -172,8 +172,9 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "lr": (0.0, None, "()"), "encoder_lr": (0.0, None, "()"), "plateau_factor": (0.0, 1.0, "()"),
     "label_smoothing": (0.0, 1.0, "[)"), "dropout": (0.0, 1.0, "[)"),
 }
+# t5_init and bridge: the t5-bridge recipe's T5_INITS and BRIDGES (that module lies above this one).
 _CHOICES: dict[str, tuple[str, ...]] = {"recipe": RECIPES, "scheduler": SCHEDULERS, "t5_init": ("pretrained", "random"),
-                                       "decoder_backend": DECODER_BACKENDS}
+                                       "bridge": ("attention", "linear"), "decoder_backend": DECODER_BACKENDS}
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards")  # may be None, not ""
 
