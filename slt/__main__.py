@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("slt.cli.models", "list model sets: what is cached, what would be downloaded"),
     "extract-features": ("slt.data.extract",
                          "run preprocessing + SignHiera over a manifest, one [N,768] tensor per clip"),
+    "crop-cache": ("slt.data.crop_cache", "cache the uint8 signer crops of a manifest for training from video"),
     "synth": ("slt.data.synth.cli", "generate the synthetic signing corpus (videos + manifests)"),
     "demo": ("slt.demo.cli", "build or evaluate the offline demo model set"),
     "train": ("slt.train.cli", "fine-tune (sonar-finetune, t5-bridge, scratch)"),

@@ -76,21 +76,26 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "signhiera": signhiera}
 
 
-def check_config(out_dir: Path, config: dict[str, Any]) -> bool:
-    """True when DIR already has this config, False when it has none; raise when it differs (refuse to mix)."""
-    path = out_dir / CONFIG_NAME
+def check_config(out_dir: Path, config: dict[str, Any], name: str = CONFIG_NAME, what: str = "features",
+                 error_type: type[FeatureExtractionError] = FeatureExtractionError) -> bool:
+    """True when DIR already has this config, False when it has none; raise when it differs (refuse to mix).
+
+    ``name`` is the settings file in DIR, ``what`` the kind of data it guards and ``error_type`` what is raised
+    (the crop cache shares this check).
+    """
+    path = out_dir / name
     if not path.is_file():
         return False
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise FeatureExtractionError(f"{path} is unreadable ({error}); delete it only if {out_dir} holds no "
-                                     "features you want to keep") from error
+        raise error_type(f"{path} is unreadable ({error}); delete it only if {out_dir} holds no "
+                         f"{what} you want to keep") from error
     old_c, new_c = _comparable(old), _comparable(config)
     if old_c != new_c:
         diffs = _differences(old_c, new_c)
-        raise FeatureExtractionError(
-            f"{out_dir} holds features made with a different configuration ({'; '.join(diffs)}). "
+        raise error_type(
+            f"{out_dir} holds {what} made with a different configuration ({'; '.join(diffs)}). "
             "Resume with the same checkpoint and preprocessing options, or choose another --out folder."
         )
     return True
@@ -105,8 +110,8 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: was {old!r}, now {new!r}"]
 
 
-def write_config(out_dir: Path, config: dict[str, Any]) -> None:
-    atomic_write_json(out_dir / CONFIG_NAME, config)
+def write_config(out_dir: Path, config: dict[str, Any], name: str = CONFIG_NAME) -> None:
+    atomic_write_json(out_dir / name, config)
 
 
 def finished_steps(pt_path: Path, feature_dim: int) -> int | None:
@@ -172,8 +177,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def merge_shards(out_dir: Path, world: int, extra_failures: Iterable[Failure] = ()) -> tuple[Path, int, int]:
-    """Merge every rank's lists into DIR/features.tsv and DIR/failures.jsonl in manifest order.
+def merge_shards(out_dir: Path, world: int, extra_failures: Iterable[Failure] = (),
+                 index_name: str = FEATURES_NAME) -> tuple[Path, int, int]:
+    """Merge every rank's lists into DIR/features.tsv (or ``index_name``) and DIR/failures.jsonl in manifest order.
 
     Returns (features manifest path, clips listed, failures listed).
     """
@@ -186,7 +192,7 @@ def merge_shards(out_dir: Path, world: int, extra_failures: Iterable[Failure] = 
     done.sort(key=lambda d: d.index)
     failed.sort(key=lambda f: f.index)
     lines = ["\t".join(FEATURES_HEADER)] + [f"{d.id}\t{d.path}\t{d.n_steps}\t{d.translation}" for d in done]
-    features_path = atomic_write_text(out_dir / FEATURES_NAME, "\n".join(lines) + "\n")
+    features_path = atomic_write_text(out_dir / index_name, "\n".join(lines) + "\n")
     atomic_write_text(out_dir / FAILURES_NAME,
                       "".join(json.dumps(f.record(), ensure_ascii=False) + "\n" for f in failed))
     return features_path, len(done), len(failed)
