@@ -15,6 +15,8 @@ from slt.errors import SLTError, os_error_message
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("slt.cli.translate", "translate signed video clips into text"),
+    "captions": ("slt.cli.captions", "timed captions of a long signed video (segments, SRT/WebVTT/JSON)"),
+    "live": ("slt.cli.live", "live captions: play a video file as a camera (--realtime) and caption as it goes"),
     "models": ("slt.cli.models", "list model sets: what is cached, what would be downloaded"),
     "extract-features": ("slt.data.extract",
                          "run preprocessing + SignHiera over a manifest, one [N,768] tensor per clip"),

@@ -231,7 +231,6 @@ class TranslationEngine:
         return results
 
     def _run_signhiera(self, pending, config, cancel, progress=None) -> list[VideoFeatures]:
-        signhiera = self.signhiera
         outputs: list[list[torch.Tensor]] = [[] for _ in pending]
         metadata, timings = [], []
         batch: list[tuple[int, torch.Tensor, int]] = []  # (owner, clip [1,3,T,H,W], padding)
@@ -239,11 +238,8 @@ class TranslationEngine:
 
         def flush() -> None:
             start = time.perf_counter()
-            clips = torch.cat([clip for _, clip, _ in batch]).to(self.device, self.dtype)
-            paddings = [padding for _, _, padding in batch]
-            with self._model_lock, torch.inference_mode():
-                # Padded frames are masked inside SignHiera, as the released model was trained.
-                features = signhiera.extract_features(clips, paddings).float().cpu()
+            features = self.clip_features(torch.cat([clip for _, clip, _ in batch]),
+                                          [padding for _, _, padding in batch])
             for (owner, _, _), row in zip(batch, features):
                 outputs[owner].append(row)
             batch.clear()
@@ -276,6 +272,13 @@ class TranslationEngine:
             features = join_clip_features(torch.stack(outputs[owner]), pre.paddings)
             results.append(VideoFeatures(str(pending[owner][1]), features, pre, timings[owner]))
         return results
+
+    def clip_features(self, clips: torch.Tensor, paddings: Sequence[int]) -> torch.Tensor:
+        """SignHiera on normalised clips [b, 3, T, H, W] -> per-clip features [b, T/2, D] float32 on CPU.
+        Padded frames are masked inside SignHiera, as the released model was trained."""
+        signhiera = self.signhiera
+        with self._model_lock, torch.inference_mode():
+            return signhiera.extract_features(clips.to(self.device, self.dtype), list(paddings)).float().cpu()
 
     def embed(self, features: Sequence[torch.Tensor], encoder: str) -> torch.Tensor:
         """Encode a batch of [N_i, D] feature sequences (padded together) into [B, 1024] sentence embeddings."""

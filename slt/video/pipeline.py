@@ -163,16 +163,8 @@ def _scan_job(path: Path, config: PreprocessConfig) -> tuple[ScanJob, VideoInfo]
 def _finish(path: Path, info: VideoInfo, scan: ScanResult, config: PreprocessConfig, materialize: bool,
             should_stop: Callable[[], bool] | None, progress: Callable[[float], None] | None) -> PreprocessedVideo:
     """After pass 1: choose the signer box, then pass 2 (crops) and the clips."""
-    if scan.n_frames == 0:
-        raise EmptyVideoError(f"The video {path} contains no decodable frames.")
-    if scan.n_frames < config.min_frames:
-        raise VideoTooShortError(
-            f"The video {path} has only {scan.n_frames} decodable frames; at least {config.min_frames} are needed."
-        )
-    info = replace(info, n_frames=scan.n_frames, duration_s=scan.n_frames / info.fps)
-    timings = {"decode": scan.decode_s, "detect": scan.detect_s, "motion": scan.motion_s, "scan": scan.wall_s}
-
-    box, method = _signer_box(scan, config)
+    located = _locate(path, info, scan, config)
+    info, box, method, timings = located.info, located.box, located.method, dict(located.timings)
     clip_indices = clip_frame_indices(scan.n_frames, info.fps, config.clip_frames, config.sampling_rate,
                                       config.target_fps, config.stride)
     t0 = time.perf_counter()
@@ -199,6 +191,48 @@ def _finish(path: Path, info: VideoInfo, scan: ScanResult, config: PreprocessCon
         mean=config.mean,
         std=config.std,
     )
+
+
+@dataclass
+class SignerLocation:
+    """Pass 1's answer: the decoded video's info (true frame count), the face scan, and the square signer box."""
+
+    info: VideoInfo
+    scan: ScanResult
+    box: IntBox
+    method: str  # "mean", "motion", "largest" or "center"
+    timings: dict[str, float]
+
+
+def locate_signer(path: str | Path, config: PreprocessConfig | None = None, device=None, *,
+                  should_stop: Callable[[], bool] | None = None) -> SignerLocation:
+    """Pass 1 only (for callers that crop frames themselves, e.g. captions of a long video): check the limits,
+    decode once detecting faces, choose the signer box. Raises what :func:`preprocess_video` raises before
+    cropping (unreadable, empty, too long/short, no signer)."""
+    config = config or PreprocessConfig()
+    path = Path(path)
+    job, info = _scan_job(path, config)
+    scans = scan_videos([job], detector=config.detector, detect_every=config.detect_every,
+                        detect_max_side=config.detect_max_side, upsample=config.upsample, device=device,
+                        should_stop=should_stop)
+    try:
+        scan = next(scans)
+    finally:
+        scans.close()
+    return _locate(path, info, scan, config)
+
+
+def _locate(path: Path, info: VideoInfo, scan: ScanResult, config: PreprocessConfig) -> SignerLocation:
+    if scan.n_frames == 0:
+        raise EmptyVideoError(f"The video {path} contains no decodable frames.")
+    if scan.n_frames < config.min_frames:
+        raise VideoTooShortError(
+            f"The video {path} has only {scan.n_frames} decodable frames; at least {config.min_frames} are needed."
+        )
+    info = replace(info, n_frames=scan.n_frames, duration_s=scan.n_frames / info.fps)
+    timings = {"decode": scan.decode_s, "detect": scan.detect_s, "motion": scan.motion_s, "scan": scan.wall_s}
+    box, method = _signer_box(scan, config)
+    return SignerLocation(info, scan, box, method, timings)
 
 
 def _check_size(path: Path, max_bytes: int | None) -> None:

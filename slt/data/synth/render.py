@@ -23,6 +23,7 @@ from slt.errors import CorpusConfigError
 
 REST = {"dominant": (-0.9, 3.4), "other": (0.9, 3.4)}  # hands low, at the bottom of the signer box
 SHOULDER = {"dominant": (-1.0, 1.6), "other": (1.0, 1.6)}
+RETURN_FRAMES = 4  # frames the hands take to go back to rest after the last sign of a sentence
 REST_GLOVE = (150, 150, 150)
 # Finger layouts per hand shape: (direction offset in degrees, length in palm radii).
 FINGERS: dict[str, tuple[tuple[float, float], ...]] = {
@@ -158,7 +159,7 @@ def _lerp_hand(a: _Hand, b: _Hand, s: float) -> _Hand:
                  a.angle + (b.angle - a.angle) * s, b.shape, b.palm, b.back, b.turn)
 
 
-def _hands_at(perf: Performance, spec: DomainSpec, frame: int) -> tuple[_Hand, _Hand]:
+def hands_at(perf: Performance, spec: DomainSpec, frame: int) -> tuple[_Hand, _Hand]:
     """Both hands at `frame`: resting, moving into the current sign (first quarter), or performing it."""
     previous = (_rest_hand("dominant"), _rest_hand("other"))
     for gloss, (start, end) in zip(perf.glosses, perf.word_spans):
@@ -180,7 +181,7 @@ def _hands_at(perf: Performance, spec: DomainSpec, frame: int) -> tuple[_Hand, _
             return pose((frame - start - trans) / max(1, hold - 1))
         previous = pose(1.0)
     if frame >= perf.word_spans[-1][1]:  # back to rest after the last sign
-        s = min(1.0, (frame - perf.word_spans[-1][1] + 1) / 4)
+        s = min(1.0, (frame - perf.word_spans[-1][1] + 1) / RETURN_FRAMES)
         return _lerp_hand(previous[0], _rest_hand("dominant"), s), _lerp_hand(previous[1], _rest_hand("other"), s)
     return previous
 
@@ -221,28 +222,40 @@ def _draw_arm_and_hand(canvas: np.ndarray, place: Placement, hand: _Hand, side: 
 
 def render_performance(perf: Performance, spec: DomainSpec) -> Iterator[np.ndarray]:
     """Yield the clip's frames one at a time: RGB uint8 arrays of shape (height, width, 3)."""
+    base, place, sleeve = signer_backdrop(perf, spec)
+    rng = np.random.default_rng(perf.noise_seed)
+    for frame in range(perf.n_frames):
+        yield draw_frame(base, place, sleeve, hands_at(perf, spec, frame), spec, rng)
+
+
+def signer_backdrop(perf: Performance, spec: DomainSpec) -> tuple[np.ndarray, Placement, tuple[int, int, int]]:
+    """The still part of every frame (background, torso, face), where the face landed, and the sleeve colour."""
     base = _backdrop(perf, spec)
     place = draw_signer(base, spec.signer, spec.face_width, perf.face_centre, perf.shirt_rgb)
     sleeve = tuple(int(v * 0.6) for v in perf.shirt_rgb)  # darker, so the arms show on the torso
-    rng = np.random.default_rng(perf.noise_seed)
+    return base, place, sleeve
+
+
+def draw_frame(base: np.ndarray, place: Placement, sleeve: tuple[int, int, int], hands: tuple[_Hand, _Hand],
+               spec: DomainSpec, rng: np.random.Generator) -> np.ndarray:
+    """One RGB frame: both hands drawn over the backdrop, then the camera's shake, flicker and noise."""
     w, h = spec.frame_size
-    for frame in range(perf.n_frames):
-        canvas = base.copy()
-        dominant, other = _hands_at(perf, spec, frame)
-        # Draw the hand that is further from the camera first (the lower one rests behind).
-        _draw_arm_and_hand(canvas, place, other, "other", sleeve)
-        _draw_arm_and_hand(canvas, place, dominant, "dominant", sleeve)
-        if spec.shake > 0:
-            dx, dy = rng.uniform(-spec.shake, spec.shake, size=2)
-            shift = np.float32([[1, 0, dx], [0, 1, dy]])
-            canvas = cv2.warpAffine(canvas, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
-        if spec.noise_sigma > 0 or spec.brightness_jitter > 0:
-            gain = 1.0 + rng.uniform(-spec.brightness_jitter, spec.brightness_jitter)
-            noisy = canvas.astype(np.float32) * gain
-            if spec.noise_sigma > 0:
-                noisy += rng.standard_normal(noisy.shape, dtype=np.float32) * spec.noise_sigma
-            canvas = np.clip(noisy, 0, 255).round().astype(np.uint8)
-        yield canvas
+    canvas = base.copy()
+    dominant, other = hands
+    # Draw the hand that is further from the camera first (the lower one rests behind).
+    _draw_arm_and_hand(canvas, place, other, "other", sleeve)
+    _draw_arm_and_hand(canvas, place, dominant, "dominant", sleeve)
+    if spec.shake > 0:
+        dx, dy = rng.uniform(-spec.shake, spec.shake, size=2)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        canvas = cv2.warpAffine(canvas, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if spec.noise_sigma > 0 or spec.brightness_jitter > 0:
+        gain = 1.0 + rng.uniform(-spec.brightness_jitter, spec.brightness_jitter)
+        noisy = canvas.astype(np.float32) * gain
+        if spec.noise_sigma > 0:
+            noisy += rng.standard_normal(noisy.shape, dtype=np.float32) * spec.noise_sigma
+        canvas = np.clip(noisy, 0, 255).round().astype(np.uint8)
+    return canvas
 
 
 def render_sentence(words: Sequence[str], spec: DomainSpec, rng: np.random.Generator) -> Iterator[np.ndarray]:
