@@ -220,7 +220,7 @@ class CaptionStream:
             features = self.engine.clip_features(clips, [clip_padding(w) for w in part])  # [b, T/2, D]
             self.seconds["signhiera"] += time.perf_counter() - clock
             self.clips_run += len(part)
-            for window, row in zip(part, features):
+            for window, row in zip(part, features, strict=True):
                 if clip_padding(window) == 0:
                     self._clip_cache[int(window[0])] = row
                 rows.append(row)
@@ -241,7 +241,7 @@ class CaptionStream:
         """Features [N, D] of samples origin..end (inclusive) as one clip-cut sequence, reusing cached clips."""
         windows = [origin + w for w in clip_frame_indices(end - origin + 1, 1.0, self.clip_frames, 1, 1.0, self.hop)]
         todo = [i for i, w in enumerate(windows) if clip_padding(w) > 0 or int(w[0]) not in self._clip_cache]
-        fresh = dict(zip(todo, self._run_clips([windows[i] for i in todo])))
+        fresh = dict(zip(todo, self._run_clips([windows[i] for i in todo]), strict=True))
         per_clip = torch.stack([fresh[i] if i in fresh else self._clip_cache[int(w[0])]
                                 for i, w in enumerate(windows)])  # [n_clips, T/2, D]
         return join_clip_features(per_clip, [clip_padding(w) for w in windows])

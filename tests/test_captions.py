@@ -3,6 +3,7 @@ demo models, incremental features equal to one-shot features, and memory bounded
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -56,7 +57,7 @@ WEBCAM = dict(background="plain", background_colours=((60, 100, 70), (115, 95, 7
 MEAN_ERROR_LIMIT_S = 0.25
 
 
-def _segments_of(video: str, segmentation=SegmentationConfig()):
+def _segments_of(video: str, segmentation: SegmentationConfig | None = None):
     return segment_video(video, segmentation, PreprocessConfig(detector="hog", size=128))
 
 
@@ -75,14 +76,14 @@ def test_long_video_truth_matches_the_rendered_motion():
     long = plan_long_video(Grammar(spec.vocabulary).sample(rng, 3), spec, rng)
     frames = list(render_long_video(long, spec))
     assert len(frames) == long.n_frames
-    changed = np.array([np.any(a != b) for a, b in zip(frames, frames[1:])])  # changed[i]: frame i -> i + 1
+    changed = np.array([np.any(a != b) for a, b in itertools.pairwise(frames)])  # changed[i]: frame i -> i + 1
     moving = np.zeros(len(changed), bool)
     for segment in long.segments():
         first, end = round(segment["start_s"] * spec.fps), round(segment["end_s"] * spec.fps)
         moving[first - 1:end - 1] = True  # frame `first` is the first off the rest pose, end - 1 the last
         assert changed[first - 1:end - 1].mean() > 0.75, segment  # a few signs hold a pose for a frame or two
     assert not changed[~moving].any()
-    gaps = [b["start_s"] - a["end_s"] for a, b in zip(long.segments(), long.segments()[1:])]
+    gaps = [b["start_s"] - a["end_s"] for a, b in itertools.pairwise(long.segments())]
     assert all(0.76 <= g <= 1.84 for g in gaps), gaps
 
 
@@ -115,7 +116,7 @@ def test_no_rest_falls_back_to_max_duration_cuts_and_fixed_windows(tmp_path):
     assert len(segments) >= 3
     assert all(s.end_s - s.start_s <= 3.0 + 0.1 for s in segments)
     assert {s.reason for s in segments[:-1]} == {"max_duration"}
-    for before, after in zip(segments, segments[1:]):
+    for before, after in itertools.pairwise(segments):
         assert after.start_s == pytest.approx(before.end_s, abs=0.09)  # cut, not a gap
     fixed = _segments_of(row["video_path"], SegmentationConfig(method="fixed", window_s=2.0))
     duration = row["n_frames"] / row["fps"]
@@ -171,7 +172,7 @@ def test_captions_cli_end_to_end(demo_bundle_dir, long_videos, tmp_path, capsys)
     captions = result["captions"]
     truth = row["segments"]
     assert len(captions) == len(truth)
-    for caption, sentence in zip(captions, truth):
+    for caption, sentence in zip(captions, truth, strict=True):
         assert abs(caption["start_s"] - sentence["start_s"]) < 0.3 and abs(caption["end_s"] - sentence["end_s"]) < 0.3
         assert caption["texts"]["eng_Latn"].strip()
         assert caption["n_features"] > 0
@@ -284,7 +285,7 @@ def test_live_session_features_equal_one_shot_features_of_the_same_frames(demo_e
     assert session.faces_seen == session.detections > 0  # the box came from the face detector
     assert len(session.captions) == len(row["segments"])
     assert [c.index for c in session.captions] == list(range(len(row["segments"])))
-    for caption, truth in zip(session.captions, row["segments"]):
+    for caption, truth in zip(session.captions, row["segments"], strict=True):
         assert abs(caption.start_s - truth["start_s"]) < 0.3 and abs(caption.end_s - truth["end_s"]) < 0.3
         assert caption.latency_s is not None and caption.latency_s >= 0
         n = caption.last_sample - caption.first_sample + 1

@@ -1,4 +1,5 @@
-"""`python -m slt captions VIDEO [--lang ...] [--srt OUT.srt] [--vtt OUT.vtt] [--json]`: timed captions of a long video."""
+"""`python -m slt captions VIDEO [--lang ...] [--srt OUT.srt] [--vtt OUT.vtt] [--json]`: timed captions of a long
+video."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("segmentation")
     group.add_argument("--segment", choices=SEGMENT_METHODS, default=defaults.method,
                        help="motion: cut where the hands rest; fixed: plain windows of --window seconds")
-    group.add_argument("--min-rest", type=float, default=defaults.min_rest_s, help="seconds of still hands that end a sentence")
-    group.add_argument("--min-duration", type=float, default=defaults.min_duration_s, help="shorter movements are ignored (s)")
-    group.add_argument("--max-duration", type=float, default=defaults.max_duration_s, help="longer segments are cut (s)")
+    group.add_argument("--min-rest", type=float, default=defaults.min_rest_s,
+                       help="seconds of still hands that end a sentence")
+    group.add_argument("--min-duration", type=float, default=defaults.min_duration_s,
+                       help="shorter movements are ignored (s)")
+    group.add_argument("--max-duration", type=float, default=defaults.max_duration_s,
+                       help="longer segments are cut (s)")
     group.add_argument("--window", type=float, default=defaults.window_s, help="window length for --segment fixed (s)")
     group.add_argument("--threshold", type=float, default=None,
                        help="motion energy threshold (percent of mean brightness); default: adapts to the video")
@@ -40,8 +44,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default=None, metavar="NAME|PATH",
                         help="encoder label of the model set or a fine-tuned checkpoint (default: the set's first)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
-    parser.add_argument("--detector", choices=["cnn", "hog"], default=None, help="face detector (default: the model set's)")
+    parser.add_argument("--dtype", default="auto",
+                        help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
+    parser.add_argument("--detector", choices=["cnn", "hog"], default=None,
+                        help="face detector (default: the model set's)")
 
 
 def engine_from_args(args: argparse.Namespace):

@@ -51,7 +51,8 @@ class SegmentationConfig:
 
     def __post_init__(self) -> None:
         if self.method not in SEGMENT_METHODS:
-            raise InvalidArgumentError(f"unknown segmentation method {self.method!r}; choose {' or '.join(SEGMENT_METHODS)}")
+            raise InvalidArgumentError(
+                f"unknown segmentation method {self.method!r}; choose {' or '.join(SEGMENT_METHODS)}")
         for name in ("min_rest_s", "max_duration_s", "window_s", "min_active_s", "adapt_window_s", "min_threshold"):
             if not getattr(self, name) > 0:
                 raise InvalidArgumentError(f"SegmentationConfig.{name} must be positive, got {getattr(self, name)!r}")
@@ -234,7 +235,7 @@ def segment_times(times: list[float], crops, config: SegmentationConfig = Segmen
     """Segment a whole sequence of (time, uint8 RGB crop) samples (convenience for offline use and tests)."""
     segmenter = MotionSegmenter(config)
     segments: list[Segment] = []
-    for time_s, crop in zip(times, crops):
+    for time_s, crop in zip(times, crops, strict=True):
         segments += segmenter.push(time_s, crop)
     return segments + segmenter.finish()
 

@@ -50,7 +50,7 @@ class LongPerformance:
     def segments(self) -> list[dict]:
         """Ground truth: one dict per sentence with start_s/end_s (hands leave rest / are back at rest) and text."""
         out = []
-        for sentence, part, offset in zip(self.sentences, self.parts, self.offsets):
+        for sentence, part, offset in zip(self.sentences, self.parts, self.offsets, strict=True):
             start = offset + part.word_spans[0][0]
             end = offset + part.word_spans[-1][1] + RETURN_FRAMES
             out.append({"start_s": start / self.fps, "end_s": end / self.fps, "text": sentence.text,
