@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from slt.errors import Cancelled
+from slt.ui import live
 from slt.ui.common import engine_progress, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
 from slt.ui.limits import check_frame_size, check_upload
@@ -121,6 +122,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
             summary = gr.Markdown()
             timings = gr.Dataframe(headers=["stage", "seconds"], label="Timings", interactive=False)
             details = gr.JSON(label="Result (JSON)")
+    live.build(state, languages, encoder)  # the Live mode: webcam frames -> captions as sentences end
 
     @user_errors
     async def translate(video_path, languages_chosen, encoder_name, centre, beam, max_tokens, no_repeat_size,
