@@ -47,8 +47,9 @@ def main() -> None:
     engine = None
     if args.translate:
         from slt.engine import TranslationEngine
+        from slt.registry import resolve_model_set
 
-        engine = TranslationEngine.shared(args.translate, device="cpu")
+        engine = TranslationEngine.shared(resolve_model_set(args.translate), device="cpu")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.domains:

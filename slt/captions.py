@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slt.engine import TranslationEngine, _check_cancel, fit_preprocess_to_model
+from slt.engine import TranslationEngine, _check_cancel
 from slt.errors import InvalidArgumentError, ModelUnavailableError
+from slt.video import fit_preprocess_to_model
 from slt.video.clips import (
     build_clips,
     clip_frame_indices,
@@ -297,7 +298,7 @@ def caption_video(engine: TranslationEngine, video: str | Path, languages: Seque
     started = time.perf_counter()
     stream = CaptionStream(engine, languages, encoder, segmentation, preprocess, decoding, keep_features)
     config = stream.config
-    located = locate_signer(video, config)
+    located = locate_signer(video, config, engine.device, should_stop=cancel.is_set if cancel else None)
     info = located.info
     located_s = time.perf_counter() - started
     bar = None
@@ -324,7 +325,8 @@ def caption_video(engine: TranslationEngine, video: str | Path, languages: Seque
                          stream.peak_crops)
 
 
-def segment_video(video: str | Path, segmentation: SegmentationConfig | None = None, preprocess=None) -> list[Segment]:
+def segment_video(video: str | Path, segmentation: SegmentationConfig | None = None, preprocess=None,
+                  device=None) -> list[Segment]:
     """Only the segmentation of a file (no models): the same signer box, sampling and segmenter as captioning.
     `preprocess` should match the model's crop size (the energy is measured on a 16x16 thumbnail of the crop, so
     the size matters little)."""
@@ -332,7 +334,7 @@ def segment_video(video: str | Path, segmentation: SegmentationConfig | None = N
     from slt.video.pipeline import locate_signer
 
     config = preprocess or PreprocessConfig()
-    located = locate_signer(video, config)
+    located = locate_signer(video, config, device)
     segmenter = MotionSegmenter(segmentation or SegmentationConfig())
     segments: list[Segment] = []
     for _, time_s, crop in iter_sampled_crops(video, located.box, located.info.fps, located.info.n_frames, config):

@@ -88,7 +88,8 @@ class LiveCaptionSession:
     def _detect(self, frame_bgr: np.ndarray) -> None:
         config = self.config
         small, fx, fy = downscale(frame_bgr, config.detect_max_side)
-        faces = detect_faces(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), fx, fy, config.detector, config.upsample)
+        faces = detect_faces(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), fx, fy, config.detector, config.upsample,
+                             self.stream.engine.device)
         self.detections += 1
         if faces:
             self.faces_seen += 1

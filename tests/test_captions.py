@@ -143,10 +143,10 @@ def test_segmenter_rejects_time_going_backwards():
 # ------------------------------------------------------------------------------------------ with the demo models
 @pytest.fixture(scope="module")
 def demo_engine(demo_bundle_dir):
-    from slt.demo.bundle import load_model_set
     from slt.engine import TranslationEngine
+    from slt.modelset import read_demo_bundle
 
-    return TranslationEngine(load_model_set(demo_bundle_dir), device="cpu")
+    return TranslationEngine(read_demo_bundle(demo_bundle_dir).model_set(), device="cpu")
 
 
 def _srt_spec_ok(text: str) -> bool:

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("slt.errors", "slt.utils", "slt.download", "slt.runtime", "slt.modelset")),
     ("analysis", ("analysis",)),  # reads any tool's predictions files; training and the app use it
     ("video/models/text", ("slt.video", "slt.models", "slt.text")),
-    ("engine", ("slt.engine",)),
+    ("engine", ("slt.engine", "slt.captions", "slt.live")),
     ("data", ("slt.data",)),
     ("train", ("slt.train",)),
     ("demo", ("slt.demo",)),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slt.cli.translate import add_decoding_arguments, decoding_from_args
 from slt.registry import MODEL_SETS
+from slt.video.detect import DETECTORS
 
 
 def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,25 +47,31 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto",
                         help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
-    parser.add_argument("--detector", choices=["cnn", "hog"], default=None,
-                        help="face detector (default: the model set's)")
+    parser.add_argument("--detector", choices=DETECTORS, default=None,
+                        help="face detector (default: the model set's): cnn, dlib-cnn or hog")
 
 
 def engine_from_args(args: argparse.Namespace):
-    """(engine, encoder label, preprocessing settings) as the `translate` command builds them."""
-    from slt.engine import TranslationEngine
-    from slt.registry import resolve_model_set
-    from slt.video import PreprocessConfig
+    """(engine, encoder label, preprocessing settings) built as the `translate` command builds them."""
+    from dataclasses import replace
 
-    model_set = resolve_model_set(args.model_set)
-    engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype)
+    from slt.engine import TranslationEngine
+    from slt.registry import build_demo_set, demo_set_built, pick_model_set, resolve_model_set
+    from slt.video import default_preprocess
+
+    chosen = pick_model_set(args.model_set)
+    if chosen == "demo" and not demo_set_built():
+        build_demo_set()  # first use offline: build the demo set here, printing its steps
+    model_set = resolve_model_set(chosen)
+    engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype,
+                               decoder_backend=getattr(args, "decoder_backend", None))
     encoder = args.encoder
     if encoder is not None and encoder not in model_set.encoders:  # a checkpoint path: label it by its file name
         label = Path(encoder).stem
         engine.add_encoder(label, encoder)
         encoder = label
-    preprocess = PreprocessConfig(detector=args.detector or model_set.detector,
-                                  center_crop_fallback=getattr(args, "center_crop_fallback", False))
+    preprocess = replace(default_preprocess(args.detector or model_set.detector, engine.device),
+                         center_crop_fallback=getattr(args, "center_crop_fallback", False))
     return engine, encoder, preprocess
 
 
