@@ -78,9 +78,9 @@ def main() -> None:
                 errors.extend(pair_boundary_errors(predicted, truth))
             quality = ""
             if engine is not None:
-                from slt.train.metrics import corpus_metrics
+                from analysis.metrics import validation_scores
 
-                metrics = corpus_metrics(hyps, refs)
+                metrics, _ = validation_scores([str(i) for i in range(len(refs))], refs, hyps)
                 quality = f" {metrics['bleu']:6.2f} {metrics['chrf']:6.2f}"
             rows.append(f"| {name:13s} | {len(counts):6d} | {100 * np.mean(counts):6.1f} | {np.mean(errors):6.3f} | "
                         f"{np.percentile(errors, 90):6.3f} | {np.max(errors):6.3f} | {seconds / video_s:8.3f} |"
