@@ -20,7 +20,7 @@ from slt.text.backends import DECODER_BACKENDS
 from slt.text.options import DecodingOptions
 from slt.utils.io import atomic_write_json
 
-RECIPES = ("sonar-finetune", "t5-bridge", "scratch")
+RECIPES = ("sonar-finetune", "t5-bridge", "scratch", "signhiera-finetune")
 SCHEDULERS = ("cosine", "plateau")
 # Decoding fields without a flag of their own: `--seed` is the run's seed, which also seeds sampling.
 CONFIG_OWNED_DECODING = ("seed",)
@@ -67,7 +67,14 @@ class TrainConfig:
     t5_init: str = "pretrained"  # t5-bridge: "pretrained" (local folder / HF cache) or "random"
     freeze_encoder: bool = False
     unfreeze_after: int | None = None
+    # signhiera-finetune (stage 1 from video; train_features / val_features are crop caches, see slt.data.crop_cache):
+    # train the last `unfreeze_signhiera_layers` SignHiera blocks, or when 0 all but the first
+    # `signhiera_freeze_fraction` of them; `freeze_encoder` keeps the SONAR encoder frozen.
     unfreeze_signhiera_layers: int = 0
+    signhiera: str | None = None  # the SignHiera checkpoint stage 1 starts from
+    signhiera_freeze_fraction: float = 0.8
+    gradient_checkpointing: bool = True  # recompute the trained SignHiera blocks in backward (less memory)
+    temporal_jitter: int = 0  # sampled frames each unpadded training clip's window may move by (augmentation)
     scratch_layers: int = 2
     scratch_d_model: int = 256
     scratch_heads: int = 4
@@ -167,16 +174,16 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
         "early_stop_patience", "bridge_queries", "scratch_layers", "scratch_d_model", "scratch_heads", "scratch_ff")},
     **{name: (0, None, "[]") for name in (
         "save_every_steps", "plateau_patience", "unfreeze_after", "unfreeze_signhiera_layers", "num_workers",
-        "weight_decay", "warmup_epochs", "min_lr", "clip_grad")},
+        "weight_decay", "warmup_epochs", "min_lr", "clip_grad", "temporal_jitter")},
     "seed": (0, 2**32 - 1, "[]"), "target_vocab_size": (8, None, "[]"),
     "lr": (0.0, None, "()"), "encoder_lr": (0.0, None, "()"), "plateau_factor": (0.0, 1.0, "()"),
-    "label_smoothing": (0.0, 1.0, "[)"), "dropout": (0.0, 1.0, "[)"),
+    "label_smoothing": (0.0, 1.0, "[)"), "dropout": (0.0, 1.0, "[)"), "signhiera_freeze_fraction": (0.0, 1.0, "[]"),
 }
 # t5_init and bridge: the t5-bridge recipe's T5_INITS and BRIDGES (that module lies above this one).
 _CHOICES: dict[str, tuple[str, ...]] = {"recipe": RECIPES, "scheduler": SCHEDULERS, "t5_init": ("pretrained", "random"),
                                        "bridge": ("attention", "linear"), "decoder_backend": DECODER_BACKENDS}
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards")  # may be None, not ""
+_OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards", "signhiera")  # may be None, not ""
 
 
 def _shown(value: Any) -> str:

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from analysis.metrics import validation_scores
-from slt.data.features import FeatureBatch, FeaturesDataset, collate_features
+from slt.data.features import FeatureBatch
 from slt.errors import ManifestError, TrainingError
 from slt.runtime import barrier, cleanup_distributed, pick_device, seed_everything, setup_distributed
 from slt.train import distributed as D
@@ -110,9 +110,9 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        self.train_set = FeaturesDataset(cfg.train_features, cfg.max_samples)
-        self.val_set = FeaturesDataset(cfg.val_features, cfg.max_val_samples or cfg.max_samples)
-        if self.dist.is_main:
+        self.train_set = self.recipe.dataset(cfg.train_features, cfg.max_samples, cfg, train=True)
+        self.val_set = self.recipe.dataset(cfg.val_features, cfg.max_val_samples or cfg.max_samples, cfg, train=False)
+        if self.dist.is_main and hasattr(self.val_set, "check_all"):
             self.val_set.check_all()  # read whole at every evaluation anyway; fail now, not after an epoch
         self.model = self.recipe.build(cfg, self.device)
         groups = self.recipe.param_groups(self.model, cfg)
@@ -383,8 +383,10 @@ class Trainer:
         log.info("exported %s: %s (last.pt keeps the final epoch for --resume)", source,
                  {k: str(v) for k, v in exported.items()})
 
-    def _loader(self, batches: list[list[int]], dataset: FeaturesDataset) -> DataLoader:
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features,
+    def _loader(self, batches: list[list[int]], dataset: Dataset) -> DataLoader:
+        if hasattr(dataset, "set_epoch"):  # augmentation drawn per (seed, epoch, item): a resume sees the same
+            dataset.set_epoch(self.progress.epoch)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=self.recipe.collate,
                           num_workers=self.cfg.num_workers, persistent_workers=False,
                           generator=loader_generator(self.cfg.seed, self.progress.epoch))
 
@@ -477,7 +479,8 @@ class Trainer:
 
     def _nan_stop(self, batch: FeatureBatch, value: float) -> None:
         step = self.progress.step + 1
-        bad_inputs = [i for i, row in zip(batch.ids, batch.features) if not torch.isfinite(row).all()]
+        rows = batch.features if isinstance(batch, FeatureBatch) else []  # clips (stage 1) are uint8: always finite
+        bad_inputs = [i for i, row in zip(batch.ids, rows) if not torch.isfinite(row).all()]
         cause = (f"; non-finite input features in {bad_inputs}" if bad_inputs else
                  "; inputs are finite, so the model diverged (lower --lr, check --clip-grad)")
         raise TrainingError(
@@ -503,7 +506,7 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_split(recipe: Recipe, model: nn.Module, dataset: FeaturesDataset, cfg: TrainConfig,
+def evaluate_split(recipe: Recipe, model: nn.Module, dataset: Dataset, cfg: TrainConfig,
                    device: torch.device, run: RunDir | None = None, epoch: int | None = None,
                    predictions_name: str | None = None) -> dict[str, Any]:
     """Teacher-forced loss, decoded predictions and corpus/sentence metrics over a whole split (streamed)."""
@@ -515,7 +518,7 @@ def evaluate_split(recipe: Recipe, model: nn.Module, dataset: FeaturesDataset, c
     hyps: list[str] = []
     decode_time = 0.0
     batches = epoch_batches(len(dataset), cfg.batch_size, 1, 0, cfg.seed, 0, shuffle=False)
-    for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=collate_features, num_workers=cfg.num_workers,
+    for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=recipe.collate, num_workers=cfg.num_workers,
                             generator=loader_generator(cfg.seed, 0)):
         batch = batch.to(device)
         mean_loss, n_tokens = recipe.loss(model, batch, cfg)

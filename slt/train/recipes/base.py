@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from slt.data.features import FeaturesDataset, collate_features
 
 if TYPE_CHECKING:
     from slt.data.features import FeatureBatch
@@ -21,6 +24,12 @@ class Recipe(ABC):
     """
 
     name: str = ""
+    # How the DataLoader batches the recipe's dataset items (features by default; stage 1: crop-cache clips).
+    collate = staticmethod(collate_features)
+
+    def dataset(self, path: str | None, max_samples: int | None, cfg: TrainConfig, train: bool) -> Dataset:
+        """The split at `path` (cfg.train_features / val_features): pre-extracted features by default."""
+        return FeaturesDataset(path, max_samples)
 
     @abstractmethod
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:

@@ -48,9 +48,9 @@ class SonarFinetuneRecipe(Recipe):
 
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
         if cfg.unfreeze_signhiera_layers:
-            raise TrainingError("unfreeze_signhiera_layers needs training from video; this trainer trains on "
-                                "pre-extracted features (set it to 0, or re-extract features with a fine-tuned "
-                                "SignHiera)")
+            raise TrainingError("unfreeze_signhiera_layers trains SignHiera from video: use the recipe "
+                                "signhiera-finetune on crop caches (stage 1), then extract features with its "
+                                "signhiera.pt for sonar-finetune (stage 2); here set it to 0")
         path = Path(cfg.base_encoder) if cfg.base_encoder else official_encoder_path()
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)

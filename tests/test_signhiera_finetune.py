@@ -1,0 +1,82 @@
+"""signhiera-finetune through the real Trainer: crop caches of real face videos, a tiny SignHiera and SONAR encoder,
+the tiny pretrained text decoder. Only the chosen SignHiera blocks (and the encoder) change; the loss goes down."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from slt.data.crop_cache import build_crop_cache
+from slt.errors import TrainingError
+from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
+from slt.text import DecodingOptions
+from slt.train.config import TrainConfig
+from slt.train.trainer import Trainer
+from slt.video import PreprocessConfig
+from slt.video.config import fit_preprocess_to_model
+from tests.helpers.video import make_face_video
+
+SIGNHIERA = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, tiny_text_model):
+    root = tmp_path_factory.mktemp("signhiera_finetune")
+    lines = ["id\tvideo_path\tn_frames\ttranslation"]
+    for seed, frames in enumerate((24, 40, 30, 20)):
+        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
+        lines.append(f"v{seed}\tv{seed}.mp4\t{frames}\t{tiny_text_model.sentences[seed]}")
+    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), SIGNHIERA)
+    build_crop_cache(root / "manifest.tsv", root / "cache", preprocess)
+    torch.manual_seed(0)
+    save_model_checkpoint(SignHiera(SIGNHIERA), root / "signhiera.pt")
+    encoder = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=SIGNHIERA.feature_dim, d_model=32,
+                                                           output_dim=tiny_text_model.decoder.model_dim))
+    save_model_checkpoint(encoder, root / "encoder.pt")
+    return root
+
+
+def config(corpus, tiny_text_model, run_dir, **changes) -> TrainConfig:
+    values = dict(recipe="signhiera-finetune", train_features=str(corpus / "cache"),
+                  val_features=str(corpus / "cache"), run_dir=str(run_dir), signhiera=str(corpus / "signhiera.pt"),
+                  base_encoder=str(corpus / "encoder.pt"), decoder=tiny_text_model.decoder_name,
+                  tokenizer=tiny_text_model.tokenizer_name, target_lang=tiny_text_model.langs[0], epochs=3,
+                  batch_size=2, lr=3e-3, warmup_epochs=0.5, label_smoothing=0.0, log_every=1, device="cpu",
+                  decoding=DecodingOptions(beam_size=1, max_len=12))
+    values.update(changes)
+    return TrainConfig(**values).validate()
+
+
+def test_only_the_chosen_blocks_change_and_the_loss_goes_down(corpus, tiny_text_model, tmp_path) -> None:
+    # 6 blocks, unfreeze the last 2 (by count); the default fraction 0.8 would train floor: 6 - 4 = 2 as well.
+    summary = Trainer(config(corpus, tiny_text_model, tmp_path / "run", unfreeze_signhiera_layers=2)).fit()
+    assert summary["state"] == "finished"
+    steps = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["train_loss"] for row in steps if "step" in row and "train_loss" in row]
+    assert len(losses) >= 6 and sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses
+    before = torch.load(corpus / "signhiera.pt", weights_only=True)
+    after = torch.load(tmp_path / "run" / "signhiera.pt", weights_only=True)
+    before, after = before.get("model", before), after.get("model", after)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and {k.split(".")[1] for k in changed if k.startswith("blocks.")} == {"4", "5"}
+    assert all(k.startswith(("blocks.4.", "blocks.5.")) for k in changed), sorted(changed)
+    enc_before = torch.load(corpus / "encoder.pt", weights_only=True)
+    enc_after = torch.load(tmp_path / "run" / "encoder.pt", weights_only=True)
+    enc_before, enc_after = enc_before.get("model", enc_before), enc_after.get("model", enc_after)
+    assert any(not torch.equal(enc_before[k], enc_after[k]) for k in enc_before)
+
+
+def test_frozen_encoder_and_clear_errors(corpus, tiny_text_model, tmp_path) -> None:
+    summary = Trainer(config(corpus, tiny_text_model, tmp_path / "frozen", epochs=1, freeze_encoder=True)).fit()
+    assert summary["state"] == "finished"
+    enc_before = torch.load(corpus / "encoder.pt", weights_only=True)
+    enc_after = torch.load(tmp_path / "frozen" / "encoder.pt", weights_only=True)
+    enc_before, enc_after = enc_before.get("model", enc_before), enc_after.get("model", enc_after)
+    assert all(torch.equal(enc_before[k], enc_after[k]) for k in enc_before)
+    with pytest.raises(TrainingError, match="needs `signhiera`"):
+        Trainer(config(corpus, tiny_text_model, tmp_path / "a", signhiera=None)).fit()
+    with pytest.raises(TrainingError, match="freezes all 6 SignHiera blocks"):
+        Trainer(config(corpus, tiny_text_model, tmp_path / "b", signhiera_freeze_fraction=1.0)).fit()
