@@ -1,5 +1,6 @@
 """signhiera-finetune through the real Trainer: crop caches of real face videos, a tiny SignHiera and SONAR encoder,
-the tiny pretrained text decoder. Only the chosen SignHiera blocks (and the encoder) change; the loss goes down."""
+the tiny pretrained text decoder. Only the chosen SignHiera blocks (and the encoder) change; the loss goes down; a
+stopped run (with temporal jitter) resumes to the uninterrupted run's metrics and weights."""
 
 from __future__ import annotations
 
@@ -80,3 +81,23 @@ def test_frozen_encoder_and_clear_errors(corpus, tiny_text_model, tmp_path) -> N
         Trainer(config(corpus, tiny_text_model, tmp_path / "a", signhiera=None)).fit()
     with pytest.raises(TrainingError, match="freezes all 6 SignHiera blocks"):
         Trainer(config(corpus, tiny_text_model, tmp_path / "b", signhiera_freeze_fraction=1.0)).fit()
+
+
+def test_stopped_run_resumes_to_the_same_result_with_jitter(corpus, tiny_text_model, tmp_path) -> None:
+    from slt.train.trainer import StopTraining
+
+    def stop_after_first(epoch: int, scores: dict) -> None:
+        if epoch == 1:
+            raise StopTraining("stopped by the test after epoch 1")
+
+    def weights(run_dir):
+        return torch.load(run_dir / "signhiera.pt", weights_only=True)["model"]
+
+    full_cfg = config(corpus, tiny_text_model, tmp_path / "full", epochs=2, temporal_jitter=2)
+    full = Trainer(full_cfg).fit()
+    cfg = config(corpus, tiny_text_model, tmp_path / "split", epochs=2, temporal_jitter=2)
+    assert Trainer(cfg, on_evaluated=stop_after_first).fit()["state"] == "stopped"
+    resumed = Trainer(cfg, resume=True).fit()
+    assert resumed["state"] == "finished" and resumed["history"] == full["history"]
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
