@@ -5,10 +5,10 @@ autograd, last blocks trained, optional gradient checkpointing) -> per-clip feat
 clips joined as inference joins them -> padded [B, N, D] -> SONAR encoder -> embeddings [B, E] -> the frozen
 SONAR text decoder's teacher-forced loss over every target token (as sonar-finetune).
 
-This module is the model and its loss; what is still to do (issue 9 parts 1-3) is the `signhiera-finetune`
-recipe around it: the trainer taking the recipe's dataset (slt.data.crop_cache.CropClipsDataset) instead of
-features, config fields (freeze fraction / block count, encoder trainable or frozen), AMP/DDP/resume tests, and
-the chain to extract-features and sonar-finetune.
+This module is the model and its loss; the recipe `signhiera-finetune` (slt.train.recipes.signhiera_finetune)
+runs it in the trainer on crop-cache batches (resume and 2-process gloo DDP tested). Still to do (issue 9 parts
+1-3): AMP on CUDA run for real, a bench of stage 1's peak memory with and without checkpointing, and one config
+chaining stage 1 -> extract-features -> sonar-finetune.
 """
 
 from __future__ import annotations
