@@ -47,7 +47,8 @@ def corpus(tmp_path_factory, tiny_text_model):
 
 def config(corpus, tiny_text_model, run_dir, **changes) -> TrainConfig:
     values = dict(recipe="signhiera-finetune", train_features=str(corpus / "cache"),
-                  val_features=str(corpus / "cache"), run_dir=str(run_dir), signhiera=str(corpus / "signhiera.pt"),
+                  val_features=str(corpus / "cache"), run_dir=str(run_dir),
+                  signhiera_checkpoint=str(corpus / "signhiera.pt"),
                   base_encoder=str(corpus / "encoder.pt"), decoder=tiny_text_model.decoder_name,
                   tokenizer=tiny_text_model.tokenizer_name, target_lang=tiny_text_model.langs[0], epochs=3,
                   batch_size=2, lr=3e-3, warmup_epochs=0.5, label_smoothing=0.0, log_every=1, device="cpu",
@@ -82,8 +83,8 @@ def test_frozen_encoder_and_clear_errors(corpus, tiny_text_model, tmp_path) -> N
     enc_after = torch.load(tmp_path / "frozen" / "encoder.pt", weights_only=True)
     enc_before, enc_after = enc_before.get("model", enc_before), enc_after.get("model", enc_after)
     assert all(torch.equal(enc_before[k], enc_after[k]) for k in enc_before)
-    with pytest.raises(TrainingError, match="needs `signhiera`"):
-        Trainer(config(corpus, tiny_text_model, tmp_path / "a", signhiera=None)).fit()
+    with pytest.raises(TrainingError, match="needs `signhiera_checkpoint`"):
+        Trainer(config(corpus, tiny_text_model, tmp_path / "a", signhiera_checkpoint=None)).fit()
     with pytest.raises(TrainingError, match="freezes all 6 SignHiera blocks"):
         Trainer(config(corpus, tiny_text_model, tmp_path / "b", signhiera_freeze_fraction=1.0)).fit()
 

@@ -71,7 +71,7 @@ class TrainConfig:
     # train the last `unfreeze_signhiera_layers` SignHiera blocks, or when 0 all but the first
     # `signhiera_freeze_fraction` of them; `freeze_encoder` keeps the SONAR encoder frozen.
     unfreeze_signhiera_layers: int = 0
-    signhiera: str | None = None  # the SignHiera checkpoint stage 1 starts from
+    signhiera_checkpoint: str | None = None  # the SignHiera checkpoint stage 1 starts from
     signhiera_freeze_fraction: float = 0.8
     gradient_checkpointing: bool = True  # recompute the trained SignHiera blocks in backward (less memory)
     temporal_jitter: int = 0  # sampled frames each unpadded training clip's window may move by (augmentation)
@@ -183,7 +183,8 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {"recipe": RECIPES, "scheduler": SCHEDULERS, "t5_init": ("pretrained", "random"),
                                        "bridge": ("attention", "linear"), "decoder_backend": DECODER_BACKENDS}
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards", "signhiera")  # may be None, not ""
+# may be None, not ""
+_OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards", "signhiera_checkpoint")
 
 
 def _shown(value: Any) -> str:

@@ -57,14 +57,14 @@ class SignhieraFinetuneRecipe(SonarFinetuneRecipe):
         return CropClipsDataset(cache, jitter=cfg.temporal_jitter if train else 0, seed=cfg.seed)
 
     def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
-        if not cfg.signhiera:
-            raise TrainingError("signhiera-finetune needs `signhiera`: the SignHiera checkpoint to adapt")
-        signhiera = load_signhiera(cfg.signhiera, device)
+        if not cfg.signhiera_checkpoint:
+            raise TrainingError("signhiera-finetune needs `signhiera_checkpoint`: the SignHiera checkpoint to adapt")
+        signhiera = load_signhiera(cfg.signhiera_checkpoint, device)
         pre = self.cache_preprocess
         if pre is not None and (pre.clip_frames, pre.size, pre.size) != tuple(signhiera.config.input_size):
             raise TrainingError(f"the crop cache holds {pre.clip_frames}-frame {pre.size}px clips but SignHiera "
-                                f"{cfg.signhiera} takes {tuple(signhiera.config.input_size)}; build the cache "
-                                "with --signhiera set to this checkpoint")
+                                f"{cfg.signhiera_checkpoint} takes {tuple(signhiera.config.input_size)}; build "
+                                "the cache with crop-cache --signhiera set to this checkpoint")
         path = Path(cfg.base_encoder) if cfg.base_encoder else official_encoder_path()
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)
