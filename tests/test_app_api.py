@@ -213,7 +213,12 @@ def test_load_predictions_table_and_collapse_panel(app, tmp_path):
     write_predictions(run, 1, [{**r, "prediction": "the man is happy"} for r in rows])
     write_predictions(run, 2, rows)
     runs = client.predict(api_name="/list_runs")
-    assert "collapsed_run" in runs and runs[-2:] == ["demo/run_b", "demo/run_a"]  # the demo's example runs too
+    assert "collapsed_run" in runs  # then the demo's example runs and the shipped collapse case
+    assert runs[-4:] == ["demo/run_b", "demo/run_a", "example/collapse-attention-bridge",
+                         "example/collapse-linear-bridge"]
+    for name, expected in (("collapse-attention-bridge", "collapsed"), ("collapse-linear-bridge", "healthy")):
+        label, _, verdict, *_ = client.predict(f"example/{name}", "last", "", None, api_name="/load_predictions")
+        assert "64 samples" in label and f"Mode collapse: **{expected}**" in verdict
     label, table, *_ = client.predict("demo/run_b", "last", "", None, api_name="/load_predictions")
     assert label.startswith("**run\\_b**") and len(table["data"]) > 0
     label, table, verdict, figures, generic, rank_plot, epoch_plot = client.predict(  # (the State output is not sent)

@@ -130,6 +130,23 @@ def test_flags_set_the_exposure_and_frame_limit(tmp_path):
     assert tmp_path.resolve() not in settings.served_roots
 
 
+def test_decoder_backend_setting_from_the_environment_and_the_flag():
+    import argparse
+
+    from slt.errors import InvalidArgumentError
+    from slt.ui import settings as app_settings
+
+    assert app_settings.AppSettings.from_env({}).decoder_backend == "auto"
+    from_env = app_settings.AppSettings.from_env({"SLT_DECODER_BACKEND": "transformers"})
+    assert from_env.decoder_backend == "transformers"
+    parser = argparse.ArgumentParser()
+    app_settings.add_arguments(parser)
+    args = parser.parse_args(["--decoder-backend", "fairseq2"])
+    assert app_settings.settings_from_args(args, from_env).decoder_backend == "fairseq2"
+    with pytest.raises(InvalidArgumentError, match="decoder backend must be one of auto, fairseq2, transformers"):
+        app_settings.AppSettings.from_env({"SLT_DECODER_BACKEND": "onnx"})
+
+
 def _endpoints(settings) -> dict:
     from slt.ui.app import build_app
     from slt.ui.state import AppState

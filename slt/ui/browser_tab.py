@@ -18,6 +18,7 @@ from analysis import (
 )
 from analysis.metrics import sentence_scores
 from slt.data.manifest import read_manifest
+from slt.demo.examples import COLLAPSE_EXAMPLES, collapse_example_runs
 from slt.errors import InvalidArgumentError, ManifestError, ModelUnavailableError
 from slt.modelset import read_demo_bundle
 from slt.ui.common import markdown_text, user_errors
@@ -34,6 +35,7 @@ FIGURE_COLUMNS = ["figure", "value"]
 GENERIC_COLUMNS = ["text", "inputs", "correct_for", "in_references"]
 DEMO_PREFIX = "demo/"  # choice values of the demo set's example runs (never a server path in the page)
 DEMO_RUNS = DEMO_RUN_NAMES  # shipped with the demo set, so the browser has runs to show on a first visit
+EXAMPLE_PREFIX = "example/"  # choice values of the shipped collapse examples (slt/demo/collapse_examples)
 
 
 def list_runs(runs_dir: Path) -> list[str]:
@@ -51,10 +53,12 @@ def demo_runs(demo_root: Path) -> dict[str, Path]:
 
 
 def run_choices(settings) -> list[tuple[str, str]]:
-    """(label, value) of every browsable run: the runs folder's (newest first), then the demo's example runs."""
+    """(label, value) of every browsable run: the runs folder's (newest first), the demo's example runs, then the
+    shipped mode-collapse case (the same recipe with two bridges: one collapsed, one healthy)."""
     choices = [(name, name) for name in list_runs(settings.runs_dir)]
     choices += [(f"{name}: {DEMO_RUNS[name]} (demo example)", DEMO_PREFIX + name)
                 for name in demo_runs(settings.demo_dir)]
+    choices += [(f"{name}: {what} (example)", EXAMPLE_PREFIX + name) for name, what in COLLAPSE_EXAMPLES.items()]
     return choices
 
 
@@ -62,6 +66,8 @@ def resolve_run(settings, value: str) -> Path:
     """A run choice's folder: a demo example run, or a folder of the runs directory (checked by the caller)."""
     if value.startswith(DEMO_PREFIX) and value[len(DEMO_PREFIX):] in DEMO_RUNS:
         return Path(settings.demo_dir) / "work" / value[len(DEMO_PREFIX):]
+    if value.startswith(EXAMPLE_PREFIX) and value[len(EXAMPLE_PREFIX):] in COLLAPSE_EXAMPLES:
+        return collapse_example_runs()[value[len(EXAMPLE_PREFIX):]]
     return settings.runs_dir / value
 
 

@@ -25,8 +25,10 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from slt.demo.examples import EXAMPLES_DIR
 from slt.errors import InvalidArgumentError
 from slt.registry import MODEL_SETS, REPO_ROOT, demo_dir
+from slt.text.backends import DECODER_BACKENDS
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # The demo build's two training runs (slt/demo/build.py writes them under <demo>/work/): name -> what they are.
@@ -44,6 +46,8 @@ class AppSettings:
 
     model_set: str = "auto"
     device: str = "auto"
+    # The SONAR text decoder on fairseq2/sonar-space or on transformers (auto: fairseq2 where it imports).
+    decoder_backend: str = "auto"
     runs_dir: Path = REPO_ROOT / "runs"
     max_upload_mb: float = 200.0
     max_clip_seconds: float = 120.0
@@ -63,6 +67,9 @@ class AppSettings:
     def __post_init__(self) -> None:
         if self.model_set not in MODEL_SETS:
             raise InvalidArgumentError(f"model set must be one of {', '.join(MODEL_SETS)}, got {self.model_set!r}")
+        if self.decoder_backend not in DECODER_BACKENDS:
+            raise InvalidArgumentError(
+                f"decoder backend must be one of {', '.join(DECODER_BACKENDS)}, got {self.decoder_backend!r}")
         if not self.max_upload_mb > 0 or not self.max_clip_seconds > 0 or not self.max_frame_pixels > 0:
             raise InvalidArgumentError(
                 "SLT_MAX_UPLOAD_MB, SLT_MAX_CLIP_SECONDS and SLT_MAX_FRAME_PIXELS must be positive numbers")
@@ -75,9 +82,10 @@ class AppSettings:
 
     @property
     def allowed_roots(self) -> list[Path]:
-        """The only directories whose files the UI's handlers may read (paths users type or pick)."""
+        """The only directories whose files the UI's handlers may read (paths users type or pick): the runs, the
+        demo set, the sample clips, uploads, and the shipped mode-collapse example runs (read, never served)."""
         return [self.runs_dir.resolve(), self.demo_dir.resolve(), self.samples_dir.resolve(),
-                gradio_upload_dir().resolve()]
+                gradio_upload_dir().resolve(), EXAMPLES_DIR.resolve()]
 
     @property
     def served_roots(self) -> list[Path]:
@@ -108,6 +116,7 @@ class AppSettings:
             return cls(
                 model_set=env.get("SLT_MODEL_SET", "auto"),
                 device=env.get("SLT_DEVICE", "auto"),
+                decoder_backend=env.get("SLT_DECODER_BACKEND", "auto"),
                 runs_dir=Path(env.get("SLT_RUNS_DIR", str(REPO_ROOT / "runs"))).resolve(),
                 max_upload_mb=float(env.get("SLT_MAX_UPLOAD_MB", "200")),
                 max_clip_seconds=float(env.get("SLT_MAX_CLIP_SECONDS", "120")),
@@ -132,6 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     parser.add_argument("--model-set", choices=MODEL_SETS, default=None, help="official, demo or auto (SLT_MODEL_SET)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 (SLT_DEVICE)")
+    parser.add_argument("--decoder-backend", choices=DECODER_BACKENDS, default=None,
+                        help="text decoder library: auto, fairseq2 or transformers (SLT_DECODER_BACKEND)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="training runs directory (SLT_RUNS_DIR)")
     parser.add_argument("--max-upload-mb", type=float, default=None, help="largest upload in MB (SLT_MAX_UPLOAD_MB)")
     parser.add_argument("--max-clip-seconds", type=float, default=None, help="longest clip (SLT_MAX_CLIP_SECONDS)")
@@ -146,9 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace, base: AppSettings | None = None) -> AppSettings:
     """Apply the flags that were given on top of the environment's settings."""
     base = base or AppSettings.from_env()
-    changes = {name: getattr(args, name) for name in ("host", "port", "model_set", "device", "max_upload_mb",
-                                                       "max_clip_seconds", "max_frame_pixels", "max_train_jobs",
-                                                       "gpu_concurrency")
+    names = ("host", "port", "model_set", "device", "decoder_backend", "max_upload_mb", "max_clip_seconds",
+             "max_frame_pixels", "max_train_jobs", "gpu_concurrency")
+    changes = {name: getattr(args, name) for name in names
                if getattr(args, name, None) is not None}
     if getattr(args, "runs_dir", None) is not None:
         changes["runs_dir"] = Path(args.runs_dir).resolve()

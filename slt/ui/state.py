@@ -78,7 +78,8 @@ class ModelLoader:
                 if isinstance(source, RemoteFile):
                     model_set.resolve_file(source, progress=self._download_progress(role, index, len(files)))
             self._set("loading", f"loading the '{model_set.name}' models into memory", 0.6)
-            engine = TranslationEngine.shared(model_set, device=self.settings.device)
+            engine = TranslationEngine.shared(model_set, device=self.settings.device,
+                                                decoder_backend=self.settings.decoder_backend)
             engine.load()
             self._engine = engine
             self._set("ready", f"model set '{model_set.name}' ready on {engine.device} "
