@@ -271,7 +271,7 @@ def _wait(predicate, timeout_s: float, what: str):
 def test_training_start_stop_resume_and_browse(app):
     _, state, client = app
     form = _form(state.settings.demo_dir, "tiny-ui-run", 12)
-    preview = client.predict(*form, api_name="/preview_training")
+    preview = client.predict(ADMIN_TOKEN, *form, api_name="/preview_training")
     assert preview.startswith(f"{sys.executable} -m slt train --config ") and '"epochs": 12' in preview
     with pytest.raises(AppError, match="training is locked: enter the admin token") as caught:
         client.predict("wrong", *form, api_name="/start_training")
@@ -416,6 +416,37 @@ def test_public_space_job_status_hides_logs_and_paths_from_visitors(public_app):
     assert history["headers"][0] == "job" and "run_dir" not in history["headers"]
     text, _, log_tail, _ = client.predict("secret-run", ADMIN_TOKEN, api_name="/job_status")
     assert "Traceback" in log_tail and "/srv/data/train.tsv" in text  # the owner sees everything
+
+
+def test_public_space_training_form_shows_no_server_paths_and_preview_needs_the_token(public_app):
+    """The form is the same for every visitor: its defaults name demo files relative to the demo set, and the
+    preview (which prints the server's paths) needs the admin token like starting a run."""
+    import urllib.request
+
+    url, state, client = public_app
+    demo = state.settings.demo_dir
+    with urllib.request.urlopen(f"{url}config", timeout=30) as response:
+        config = json.loads(response.read())
+    values = {c["props"].get("label"): c["props"].get("value") for c in config["components"] if "props" in c}
+    labels = {"train_features": "Training features manifest (features.tsv)",
+              "val_features": "Validation features manifest",
+              "base_encoder": "Base encoder checkpoint (empty: the official zero-shot encoder)",
+              "asset_cards": "Asset cards YAML (local decoders)", "decoder": "Decoder asset",
+              "tokenizer": "Tokenizer asset"}
+    shown = {field: values[label] for field, label in labels.items()}
+    assert shown["train_features"] == "work/features_B/train/features.tsv"
+    assert shown["base_encoder"] == "encoder_zero_shot.pt" and shown["asset_cards"] == "text/text_assets.yaml"
+    assert not any(str(demo) in value for value in shown.values())
+    form = ["public-run", "sonar-finetune", shown["train_features"], shown["val_features"], shown["base_encoder"], 1,
+            4, 1e-3, 8, "cpu", 2, shown["decoder"], shown["tokenizer"], shown["asset_cards"]]
+    for token in ("", "guess"):
+        with pytest.raises(AppError, match="training is locked: enter the admin token") as caught:
+            client.predict(token, *form, api_name="/preview_training")
+        assert str(demo) not in str(caught.value)
+    # The owner's preview resolves the relative names against the demo set, server-side.
+    preview = client.predict(ADMIN_TOKEN, *form, api_name="/preview_training")
+    assert f'"train_features": "{demo / "work/features_B/train/features.tsv"}"' in preview
+    assert f'"base_encoder": "{demo / "encoder_zero_shot.pt"}"' in preview
 
 
 def test_collapse_verdict_shows_predictions_as_text(app):

@@ -26,20 +26,30 @@ LOCKED_NO_TOKEN = ("🔒 **Training is locked.** This app is reachable from othe
                    "unlock it by setting `SLT_ADMIN_TOKEN`; run it locally to train.")
 
 
-def default_fields(demo_root: Path) -> dict:
-    """Form defaults: the demo set's domain-B features and zero-shot encoder, so a tiny real run works offline."""
+def default_fields(demo_root: Path, relative: bool = False) -> dict:
+    """Form defaults: the demo set's domain-B features and zero-shot encoder, so a tiny real run works offline.
+
+    `relative`: the paths relative to the demo folder (an exposed app shows its form to every visitor, and server
+    paths are not theirs to see); training_config resolves such names against the demo folder again."""
     try:
         bundle = read_demo_bundle(demo_root)
     except ModelUnavailableError:
         return {"train_features": "", "val_features": "", "base_encoder": "", "decoder": TrainConfig.decoder,
                 "tokenizer": TrainConfig.tokenizer, "asset_cards": ""}
     features = bundle.features.get("B", {})
+
+    def shown(path: Path | None) -> str:
+        if path is None:
+            return ""
+        if relative:
+            return str(path.relative_to(bundle.root)) if path.is_relative_to(bundle.root) else ""
+        return str(path)
+
     return {
-        "train_features": str(features["train"]) if "train" in features else "",
-        "val_features": str(features["val"]) if "val" in features else "",
-        "base_encoder": str(bundle.files["encoder_zero_shot"]),
+        "train_features": shown(features.get("train")), "val_features": shown(features.get("val")),
+        "base_encoder": shown(bundle.files["encoder_zero_shot"]),
         "decoder": bundle.decoder, "tokenizer": bundle.tokenizer,
-        "asset_cards": str(bundle.files["decoder_cards"]),
+        "asset_cards": shown(bundle.files["decoder_cards"]),
     }
 
 
@@ -107,7 +117,14 @@ def training_config(state: AppState, form: dict) -> TrainConfig:
     settings = state.settings
 
     def allowed(text: str | None) -> str | None:
-        return str(check_allowed_path(text, settings)) if text and str(text).strip() else None
+        if not text or not str(text).strip():
+            return None
+        name = Path(str(text).strip())
+        # A relative name is read under the runs folder; failing that, under the demo folder (the exposed form's
+        # defaults are names relative to it, see default_fields).
+        if not name.is_absolute() and not (settings.runs_dir / name).exists() and (settings.demo_dir / name).exists():
+            return str(check_allowed_path(settings.demo_dir / name, settings))
+        return str(check_allowed_path(text, settings))
 
     limit = int(form["max_samples"]) if form.get("max_samples") else None
     return TrainConfig(
@@ -133,7 +150,7 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     jobs = state.jobs
     if settings.launcher_locked and settings.admin_token is None:
         return build_locked(state)
-    defaults = default_fields(settings.demo_dir)
+    defaults = default_fields(settings.demo_dir, relative=settings.exposed)
     if settings.launcher_locked:
         gr.Markdown("🔒 The launcher is locked: enter the admin token to start, stop or resume runs and to read "
                     "their logs.")
@@ -184,11 +201,12 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     form = list(fields.values())
 
     @user_errors
-    def preview(*values):
-        """The exact subprocess argv and the config.json it will read."""
+    def preview(admin_token, *values):
+        """The exact subprocess argv and the config.json it will read (server paths: admins only, like start)."""
+        check_admin(admin_token, settings)
         return preview_text(state, dict(zip(FORM_FIELDS, values, strict=True)))
 
-    preview_btn.click(preview, form, command, api_name="preview_training")
+    preview_btn.click(preview, [token, *form], command, api_name="preview_training")
 
     @user_errors
     def start(admin_token, *values):
