@@ -213,3 +213,51 @@ def test_handlers_by_name_without_the_ui(tmp_path, demo_bundle_dir):
     # Only the languages the loaded decoder has, by name (the demo decoder knows English only).
     assert updates["translate_languages"]["choices"] == [("English (eng_Latn)", "eng_Latn")]
     assert updates["encoder_a"]["value"] != updates["encoder_b"]["value"]
+
+
+def test_compare_and_browser_handlers_without_the_ui(tmp_path):
+    """The compare and browser tabs' handlers are plain functions of the settings and plain values: no Blocks."""
+    from slt.errors import InvalidArgumentError
+    from slt.ui.browser_tab import (
+        OPENED_OUTPUTS,
+        EpochCache,
+        VideoIndex,
+        epoch_choices,
+        first_visit_updates,
+        open_run,
+        sample_details,
+    )
+    from slt.ui.compare_tab import compare_prediction_files
+    from slt.ui.settings import AppSettings
+    from tests.helpers.predictions import collapsed_rows, write_predictions
+
+    runs = tmp_path / "runs"
+    collapsed = collapsed_rows()  # 24 samples, 20 of them "the man is happy"
+    write_predictions(runs / "r1", 1, [{**row, "prediction": row["reference"]} for row in collapsed])  # perfect
+    write_predictions(runs / "r1", 2, collapsed)
+    settings = AppSettings(runs_dir=runs.resolve(), demo_dir=tmp_path / "no-demo")
+
+    assert epoch_choices(settings, "r1") == {"__type__": "update", "choices": ["last", "1", "2"], "value": "last"}
+    label, table, source, verdict, *_ = open_run(settings, "r1", "1", "", None)
+    assert label == "**r1**, epoch 1: 24 samples" and len(table) == 24 and (table["sentence_bleu"] == 100).all()
+    assert "collapsed" not in verdict
+    label, table, source, verdict, *_ = open_run(settings, "r1", "last", "", None)
+    assert label == "**r1**: 24 samples" and source == str(runs.resolve() / "r1") and "collapsed" in verdict
+    with pytest.raises(InvalidArgumentError, match="choose a run"):
+        open_run(settings, None, "last", "", None)
+
+    first = first_visit_updates(settings, None)  # nothing open yet: the newest run is opened
+    assert len(first) == 1 + OPENED_OUTPUTS and first[0]["value"] == "r1" and first[1] == "**r1**: 24 samples"
+    assert all(update == {"__type__": "update"} for update in first_visit_updates(settings, source)[1:])
+
+    video, history = sample_details(VideoIndex([]), EpochCache(), source, ["s000", "ref", "pred"])
+    assert video is None and list(history["epoch"]) == [1, 2]
+    assert list(history["prediction"]) == [collapsed[0]["reference"], "the man is happy"]
+
+    scores, wins, *_, examples = compare_prediction_files(settings, None, None, "r1/predictions_epoch1.jsonl",
+                                                          " r1/predictions_epoch2.jsonl ")
+    names = ["r1/predictions_epoch1.jsonl", "r1/predictions_epoch2.jsonl"]
+    assert list(scores["metric"]) == ["bleu", "chrf", "rougeL", "wer", "length_ratio"] and set(names) <= set(scores)
+    assert "**24 samples**" in wins and set(names) <= set(examples.columns)
+    with pytest.raises(InvalidArgumentError, match="give predictions B"):
+        compare_prediction_files(settings, None, None, "r1", "")

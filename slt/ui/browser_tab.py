@@ -24,7 +24,7 @@ from slt.modelset import read_demo_bundle
 from slt.ui.common import markdown_text, user_errors
 from slt.ui.limits import check_allowed_path
 from slt.ui.media import browser_playable
-from slt.ui.settings import DEMO_RUN_NAMES, gradio_upload_dir
+from slt.ui.settings import DEMO_RUN_NAMES, AppSettings, gradio_upload_dir
 from slt.ui.state import AppState
 
 TABLE_COLUMNS = ["id", "reference", "prediction", "sentence_bleu", "sentence_chrf", "ref_len", "hyp_len"]
@@ -163,6 +163,61 @@ def collapse_outputs(df: pd.DataFrame, run_dir: Path | None):
     return verdict, figures, generic, plot_rank_frequency(df), by_epoch
 
 
+def run_values(settings: AppSettings) -> list[str]:
+    """Names of the runs with predictions (what the Run dropdown offers; the /list_runs endpoint)."""
+    return [value for _, value in run_choices(settings)]
+
+
+def epoch_choices(settings: AppSettings, run_name):
+    """The Epoch dropdown's update for a chosen run: "last" and each epoch with a predictions file."""
+    if not run_name:
+        return gr.update(choices=["last"], value="last")
+    run_dir = check_allowed_path(resolve_run(settings, run_name), settings)
+    return gr.update(choices=["last", *map(str, list_epochs(run_dir))], value="last")
+
+
+OPENED_OUTPUTS = 8  # open_run's outputs: label, samples table, source, and collapse_outputs' five
+
+
+def open_run(settings: AppSettings, run_name, epoch_choice, typed, uploaded) -> tuple:
+    """Load a run's (or file's) predictions: (label, samples table, the loaded source, *collapse_outputs)."""
+    chosen = uploaded or (typed or "").strip() or (str(resolve_run(settings, run_name)) if run_name else "")
+    if not chosen:
+        raise InvalidArgumentError("choose a run, type a path or upload a predictions file")
+    target = check_allowed_path(chosen, settings)
+    ep = None if epoch_choice in (None, "", "last") or not target.is_dir() else (
+        "test" if epoch_choice == "test" else int(epoch_choice))
+    df = load_predictions(target, epoch=ep)
+    run_dir = target if target.is_dir() else None
+    outputs = collapse_outputs(df, run_dir)
+    label = (f"**{markdown_text(target.name)}**" + (f", epoch {ep}" if ep is not None else "")
+             + f": {len(df)} samples")
+    return (label, samples_table(df), str(target), *outputs)
+
+
+def first_visit_updates(settings: AppSettings, loaded_source) -> list:
+    """On opening the tab: the Run dropdown re-listed, and, if nothing is open yet, the first run opened (the demo's
+    example run): [run dropdown update, *open_run outputs] (no-change updates when something is open)."""
+    choices = run_choices(settings)
+    if loaded_source or not choices:
+        return [gr.update(choices=choices)] + [gr.update()] * OPENED_OUTPUTS
+    first = choices[0][1]
+    return [gr.update(choices=choices, value=first), *open_run(settings, first, "last", "", None)]
+
+
+def sample_details(videos: VideoIndex, epochs_cache: EpochCache, loaded_source, row) -> tuple:
+    """A clicked row's (values) video, playable in a browser when a manifest knows it, and its predictions across
+    the loaded run's epochs: (video path or None, history table)."""
+    if not row:
+        return None, pd.DataFrame()
+    sample_id = str(row[0])
+    clip = videos.find(sample_id)
+    run_dir = Path(loaded_source) if loaded_source and Path(loaded_source).is_dir() else None
+    past = epochs_cache.history(run_dir, sample_id) if run_dir else pd.DataFrame()
+    playable = browser_playable(clip, gradio_upload_dir() / "slt-playable") if clip else None
+    return (str(playable) if playable else None), past
+
+
 def build(state: AppState) -> dict[str, gr.components.Component]:
     settings = state.settings
     videos = VideoIndex.for_settings(settings.samples_dir, settings.demo_dir)
@@ -198,60 +253,34 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
 
     def runs() -> list[str]:
         """Names of the runs with predictions (what the Run dropdown offers)."""
-        return [value for _, value in run_choices(settings)]
+        return run_values(settings)
 
     gr.api(runs, api_name="list_runs", concurrency_id="light", concurrency_limit=8)  # API only: no component
 
     @user_errors
     def pick_epochs(run_name):
-        if not run_name:
-            return gr.update(choices=["last"], value="last")
-        run_dir = check_allowed_path(resolve_run(settings, run_name), settings)
-        return gr.update(choices=["last", *map(str, list_epochs(run_dir))], value="last")
+        return epoch_choices(settings, run_name)
 
     run.change(pick_epochs, run, epoch, api_visibility="private")
 
     @user_errors
     def open_predictions(run_name, epoch_choice, typed, uploaded):
         """Load a run's (or file's) predictions: samples table, collapse panel."""
-        chosen = uploaded or (typed or "").strip() or (str(resolve_run(settings, run_name)) if run_name else "")
-        if not chosen:
-            raise InvalidArgumentError("choose a run, type a path or upload a predictions file")
-        target = check_allowed_path(chosen, settings)
-        ep = None if epoch_choice in (None, "", "last") or not target.is_dir() else (
-            "test" if epoch_choice == "test" else int(epoch_choice))
-        df = load_predictions(target, epoch=ep)
-        run_dir = target if target.is_dir() else None
-        outputs = collapse_outputs(df, run_dir)
-        label = (f"**{markdown_text(target.name)}**" + (f", epoch {ep}" if ep is not None else "")
-                 + f": {len(df)} samples")
-        return (label, samples_table(df), str(target), *outputs)
+        return open_run(settings, run_name, epoch_choice, typed, uploaded)
 
     opened = [loaded, table, source, verdict, figures, generic, rank_plot, epoch_plot]
+    assert len(opened) == OPENED_OUTPUTS
     load.click(open_predictions, [run, epoch, path, upload], opened, api_name="load_predictions")
 
     @user_errors
     def first_visit(loaded_source):
         """On opening the tab: re-list the runs; if nothing is open yet, open the first run (the demo's example)."""
-        choices = run_choices(settings)
-        if loaded_source or not choices:
-            return [gr.update(choices=choices)] + [gr.update()] * len(opened)
-        first = choices[0][1]
-        return [gr.update(choices=choices, value=first), *open_predictions(first, "last", "", None)]
-
+        return first_visit_updates(settings, loaded_source)
 
     @user_errors
     def select_sample(loaded_source, evt: gr.SelectData):
         """A clicked row: its video (when a manifest knows it) and its predictions across the run's epochs."""
-        row = evt.row_value
-        if not row:
-            return None, pd.DataFrame()
-        sample_id = str(row[0])
-        clip = videos.find(sample_id)
-        run_dir = Path(loaded_source) if loaded_source and Path(loaded_source).is_dir() else None
-        past = epochs_cache.history(run_dir, sample_id) if run_dir else pd.DataFrame()
-        playable = browser_playable(clip, gradio_upload_dir() / "slt-playable") if clip else None
-        return (str(playable) if playable else None), past
+        return sample_details(videos, epochs_cache, loaded_source, evt.row_value)
 
     table.select(select_sample, [source], [video, history], api_visibility="private")
     return {"run": run, "first_visit": (first_visit, [source], [run, *opened])}

@@ -13,7 +13,7 @@ from slt.errors import Cancelled, InvalidArgumentError
 from slt.ui.common import diff_html, engine_progress, markdown_text, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
 from slt.ui.limits import check_allowed_path, check_frame_size, check_upload
-from slt.ui.settings import gradio_upload_dir
+from slt.ui.settings import AppSettings, gradio_upload_dir
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
 from slt.ui.state import AppState
 from slt.ui.translate_tab import session_of
@@ -62,6 +62,76 @@ def comparison_outputs(report):
             plot_buckets(report, "length"), examples_table(report))
 
 
+def _no_progress(fraction, desc=None) -> None:
+    """Progress reports of a handler called without Gradio (tests, scripts)."""
+
+
+async def compare_on_clip(state: AppState, video_path, name_a, name_b, lang, session: str,
+                          progress: gr.Progress | None = None) -> tuple:
+    """The same clip through two encoders, features extracted once and shared: (translations and word diff HTML,
+    crop preview, timings rows). A cancel returns the "Cancelled" outputs instead of an error."""
+    settings = state.settings
+    if not name_a or not name_b or name_a == name_b:
+        raise InvalidArgumentError("pick two different encoders to compare")
+    path = check_upload(video_path, settings)
+    check_frame_size(path, settings)
+    lang = lang or "eng_Latn"
+    cancel = state.cancel_flag(session)
+    report = progress if progress is not None else _no_progress  # (a gr.Progress is falsy)
+
+    def work():
+        engine = state.engine(progress=engine_progress(report))
+        return engine.translate_batch([path], [lang], encoders=[name_a, name_b],
+                                      preprocess=state.preprocess_config(engine),
+                                      progress=lambda stage, f: report(f, desc=stage), cancel=cancel)[0]
+
+    try:
+        result = await run_cancellable(work, cancel)
+    except Cancelled:
+        return "<div class='slt-cancelled'><b>Cancelled.</b></div>", None, []
+    finally:
+        state.release_flag(session, cancel)
+    text_a, text_b = result.translations[name_a][lang], result.translations[name_b][lang]
+    body = "".join(f"<div class='slt-translation'><b>{html.escape(name)}</b>: "
+                   f"<span class='slt-text'>{html.escape(text)}</span></div>"
+                   for name, text in ((name_a, text_a), (name_b, text_b)))
+    body += f"<div class='slt-diff'><b>diff A → B</b>: {diff_html(text_a, text_b)}</div>"
+    return body, result.preview, timings_rows(result.timings)
+
+
+def compare_on_split(state: AppState, predictor: SplitPredictor, split_label, name_a, name_b,
+                     progress: gr.Progress | None = None) -> tuple:
+    """Both encoders over a whole evaluation split, then analysis.compare_systems (see comparison_outputs)."""
+    if not name_a or not name_b or name_a == name_b:
+        raise InvalidArgumentError("pick two different encoders to compare")
+    report = progress if progress is not None else _no_progress
+    engine = state.engine(progress=engine_progress(report))
+    splits = evaluation_splits(engine.model_set.name, state.settings.demo_dir)
+    if split_label not in splits:
+        raise InvalidArgumentError(
+            f"no evaluation split {split_label!r} for model set '{engine.model_set.name}'"
+            + (f"; choose one of {list(splits)}" if splits else "; compare two predictions files instead"))
+    tables = [predictor.predict(engine, splits[split_label], name, progress=lambda f, desc: report(f, desc=desc))
+              for name in (name_a, name_b)]
+    report(0.95, desc="significance tests")
+    return comparison_outputs(compare_systems(tables[0], tables[1], names=(name_a, name_b), n_bs=1000, n_ar=1000))
+
+
+def compare_prediction_files(settings: AppSettings, upload_a, upload_b, typed_a, typed_b) -> tuple:
+    """Two predictions files (uploaded, or paths inside the allowed directories), compared (see comparison_outputs)."""
+    sources = []
+    for upload, typed, label in ((upload_a, typed_a, "A"), (upload_b, typed_b, "B")):
+        chosen = upload or (typed or "").strip()
+        if not chosen:
+            raise InvalidArgumentError(f"give predictions {label}: upload a file or type a path")
+        sources.append(check_allowed_path(chosen, settings))
+    names = tuple(_display_name(p) for p in sources)
+    if names[0] == names[1]:
+        names = (f"A: {names[0]}", f"B: {names[1]}")
+    frames = [load_predictions(p) for p in sources]
+    return comparison_outputs(compare_systems(frames[0], frames[1], names=names, n_bs=1000, n_ar=1000))
+
+
 def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components.Component]:
     settings = state.settings
     with gr.Tab("One clip"):
@@ -107,32 +177,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
     @user_errors
     async def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """The same clip through two encoders: features are extracted once and shared."""
-        if not name_a or not name_b or name_a == name_b:
-            raise InvalidArgumentError("pick two different encoders to compare")
-        path = check_upload(video_path, settings)
-        check_frame_size(path, settings)
-        lang = lang or "eng_Latn"
-        session = session_of(request)
-        cancel = state.cancel_flag(session)
-
-        def work():
-            engine = state.engine(progress=engine_progress(progress))
-            return engine.translate_batch([path], [lang], encoders=[name_a, name_b],
-                                          preprocess=state.preprocess_config(engine),
-                                          progress=lambda stage, f: progress(f, desc=stage), cancel=cancel)[0]
-
-        try:
-            result = await run_cancellable(work, cancel)
-        except Cancelled:
-            return "<div class='slt-cancelled'><b>Cancelled.</b></div>", None, []
-        finally:
-            state.release_flag(session, cancel)
-        text_a, text_b = result.translations[name_a][lang], result.translations[name_b][lang]
-        body = "".join(f"<div class='slt-translation'><b>{html.escape(name)}</b>: "
-                       f"<span class='slt-text'>{html.escape(text)}</span></div>"
-                       for name, text in ((name_a, text_a), (name_b, text_b)))
-        body += f"<div class='slt-diff'><b>diff A → B</b>: {diff_html(text_a, text_b)}</div>"
-        return body, result.preview, timings_rows(result.timings)
+        return await compare_on_clip(state, video_path, name_a, name_b, lang, session_of(request), progress)
 
     run_clip.click(compare_clip, [video, encoder_a, encoder_b, language], [clip_result, clip_preview, clip_timings],
                    api_name="compare_clip", concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
@@ -140,18 +185,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
     @user_errors
     def compare_split(split_label, name_a, name_b, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         """Both encoders over a whole evaluation split, then analysis.compare_systems."""
-        if not name_a or not name_b or name_a == name_b:
-            raise InvalidArgumentError("pick two different encoders to compare")
-        engine = state.engine(progress=engine_progress(progress))
-        splits = evaluation_splits(engine.model_set.name, settings.demo_dir)
-        if split_label not in splits:
-            raise InvalidArgumentError(
-                f"no evaluation split {split_label!r} for model set '{engine.model_set.name}'"
-                + (f"; choose one of {list(splits)}" if splits else "; compare two predictions files instead"))
-        tables = [predictor.predict(engine, splits[split_label], name,
-                                    progress=lambda f, desc: progress(f, desc=desc)) for name in (name_a, name_b)]
-        progress(0.95, desc="significance tests")
-        return comparison_outputs(compare_systems(tables[0], tables[1], names=(name_a, name_b), n_bs=1000, n_ar=1000))
+        return compare_on_split(state, predictor, split_label, name_a, name_b, progress)
 
     run_split.click(compare_split, [split, split_a, split_b], [table, wins, scatter, buckets, examples],
                     api_name="compare_split", concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
@@ -159,17 +193,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
     @user_errors
     def compare_files(upload_a, upload_b, typed_a, typed_b):
         """Two predictions files (uploaded, or paths inside the allowed directories)."""
-        sources = []
-        for upload, typed, label in ((upload_a, typed_a, "A"), (upload_b, typed_b, "B")):
-            chosen = upload or (typed or "").strip()
-            if not chosen:
-                raise InvalidArgumentError(f"give predictions {label}: upload a file or type a path")
-            sources.append(check_allowed_path(chosen, settings))
-        names = tuple(_display_name(p) for p in sources)
-        if names[0] == names[1]:
-            names = (f"A: {names[0]}", f"B: {names[1]}")
-        frames = [load_predictions(p) for p in sources]
-        return comparison_outputs(compare_systems(frames[0], frames[1], names=names, n_bs=1000, n_ar=1000))
+        return compare_prediction_files(settings, upload_a, upload_b, typed_a, typed_b)
 
     # Scoring two files (bootstrap and randomisation tests) is CPU work: it shares the translations' limit.
     run_files.click(compare_files, [file_a, file_b, path_a, path_b], [table, wins, scatter, buckets, examples],
