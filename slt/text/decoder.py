@@ -15,7 +15,7 @@ from torch import Tensor
 
 from slt.errors import InvalidArgumentError, ModelUnavailableError
 from slt.text.assets import DECODER_FAMILY, ensure_fairseq2, require_local_files, retrieve_card
-from slt.text.forcing import IGNORE, PROMPT_LEN, decoder_logits, forcing_batch
+from slt.text.forcing import IGNORE, PROMPT_LEN, decoder_logits, forcing_batch, forcing_sequences
 from slt.text.languages import FLORES200_LANGUAGES, validate_languages
 from slt.text.options import DecodingOptions
 from slt.text.processors import RepetitionPenaltyProcessor, TopKTopPSampler
@@ -162,22 +162,7 @@ class SonarTextDecoder:
         Divide the sum by the count for a per-token mean.
         """
         embeddings = self._check_embeddings(embeddings)
-        if len(texts) != embeddings.shape[0]:
-            raise InvalidArgumentError(
-                f"teacher_forced_loss needs one text per embedding, got {len(texts)} texts for "
-                f"{embeddings.shape[0]} embeddings"
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise InvalidArgumentError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise InvalidArgumentError(f"target text {index} is empty; every embedding needs a non-empty target")
-        seqs = self.tokenize(texts, lang)
-        too_long = [i for i, s in enumerate(seqs) if len(s) > self._max_seq_len]
-        if too_long:
-            raise InvalidArgumentError(
-                f"target texts {too_long[:5]} are longer than the decoder's {self._max_seq_len} positions"
-            )
+        seqs = forcing_sequences(self.tokenize, texts, embeddings.shape[0], lang, label_smoothing, self._max_seq_len)
         inputs, targets, lengths = forcing_batch(seqs, self._tokenizer.vocab_info.pad_idx or 0, self.device)
         with torch.inference_mode(False), torch.enable_grad():
             logits = decoder_logits(self._model.decoder, embeddings, inputs, lengths).float()

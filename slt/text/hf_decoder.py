@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from slt.errors import CheckpointError, InvalidArgumentError, ModelUnavailableError
 from slt.text.assets import resolve_text_assets
-from slt.text.forcing import IGNORE, forcing_batch
+from slt.text.forcing import IGNORE, forcing_batch, forcing_sequences
 from slt.text.generation import (
     GenerationLimits,
     TopKTopP,
@@ -436,22 +436,7 @@ class HFTextDecoder:
         """Summed cross-entropy of `texts` given `embeddings`, and the number of target tokens it sums over
         (the same contract as `SonarTextDecoder.teacher_forced_loss`)."""
         embeddings = self._check_embeddings(embeddings)
-        if len(texts) != embeddings.shape[0]:
-            raise InvalidArgumentError(
-                f"teacher_forced_loss needs one text per embedding, got {len(texts)} texts "
-                f"for {embeddings.shape[0]} embeddings"
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise InvalidArgumentError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise InvalidArgumentError(f"target text {index} is empty; every embedding needs a non-empty target")
-        seqs = self.tokenize(texts, lang)
-        too_long = [i for i, s in enumerate(seqs) if len(s) > self._max_seq_len]
-        if too_long:
-            raise InvalidArgumentError(
-                f"target texts {too_long[:5]} are longer than the decoder's {self._max_seq_len} positions"
-            )
+        seqs = forcing_sequences(self.tokenize, texts, embeddings.shape[0], lang, label_smoothing, self._max_seq_len)
         inputs, targets, _ = forcing_batch(seqs, self._tokenizer.pad_idx, self.device)
         with torch.inference_mode(False), torch.enable_grad():
             logits, _ = self._model(inputs, embeddings)

@@ -22,13 +22,11 @@ from torch.utils.data import Dataset
 
 from slt.data.crop_cache import ClipBatch, CropCache, CropClipsDataset, collate_clips
 from slt.errors import TrainingError
-from slt.models import load_signhiera, load_sonar_sign_encoder, save_model_checkpoint
+from slt.models import load_signhiera, save_model_checkpoint
 from slt.models.signhiera import first_trainable_block
-from slt.modelset import official_encoder_path
-from slt.text import load_text_decoder, register_asset_file
 from slt.train.config import TrainConfig, decoding_options
 from slt.train.recipes.base import unwrap
-from slt.train.recipes.sonar_finetune import SonarFinetuneRecipe, _output_dim, _set_dropout
+from slt.train.recipes.sonar_finetune import SonarFinetuneRecipe
 from slt.train.stage1 import SignHieraSonar, stage1_loss
 
 
@@ -65,17 +63,7 @@ class SignhieraFinetuneRecipe(SonarFinetuneRecipe):
             raise TrainingError(f"the crop cache holds {pre.clip_frames}-frame {pre.size}px clips but SignHiera "
                                 f"{cfg.signhiera_checkpoint} takes {tuple(signhiera.config.input_size)}; build "
                                 "the cache with crop-cache --signhiera set to this checkpoint")
-        path = Path(cfg.base_encoder) if cfg.base_encoder else official_encoder_path()
-        encoder = load_sonar_sign_encoder(path, device=device)
-        _set_dropout(encoder, cfg.dropout)
-        if cfg.asset_cards:
-            register_asset_file(cfg.asset_cards)
-        self.text_decoder = load_text_decoder(cfg.decoder, cfg.tokenizer, device=device,
-                                              backend=cfg.decoder_backend)
-        out_dim = _output_dim(encoder)
-        if out_dim is not None and out_dim != self.text_decoder.model_dim:
-            raise TrainingError(f"encoder {path} makes {out_dim}-d embeddings but decoder {cfg.decoder!r} "
-                                f"expects {self.text_decoder.model_dim}-d")
+        encoder = self.load_encoder_and_decoder(cfg, device)
         first = first_trainable_block(len(signhiera.blocks), cfg.signhiera_freeze_fraction,
                                       cfg.unfreeze_signhiera_layers or None)
         if first == len(signhiera.blocks):

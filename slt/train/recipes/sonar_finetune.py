@@ -46,11 +46,9 @@ class SonarFinetuneRecipe(Recipe):
     def __init__(self) -> None:
         self.text_decoder = None
 
-    def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
-        if cfg.unfreeze_signhiera_layers:
-            raise TrainingError("unfreeze_signhiera_layers trains SignHiera from video: use the recipe "
-                                "signhiera-finetune on crop caches (stage 1), then extract features with its "
-                                "signhiera.pt for sonar-finetune (stage 2); here set it to 0")
+    def load_encoder_and_decoder(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
+        """The SONAR encoder to train (base_encoder, else the official one; cfg.dropout) and the frozen text decoder
+        (self.text_decoder), checked to agree on the embedding size. Shared with signhiera-finetune."""
         path = Path(cfg.base_encoder) if cfg.base_encoder else official_encoder_path()
         encoder = load_sonar_sign_encoder(path, device=device)
         _set_dropout(encoder, cfg.dropout)
@@ -62,6 +60,14 @@ class SonarFinetuneRecipe(Recipe):
         if out_dim is not None and out_dim != self.text_decoder.model_dim:
             raise TrainingError(f"encoder {path} makes {out_dim}-d embeddings but decoder {cfg.decoder!r} "
                                 f"expects {self.text_decoder.model_dim}-d")
+        return encoder
+
+    def build(self, cfg: TrainConfig, device: torch.device) -> nn.Module:
+        if cfg.unfreeze_signhiera_layers:
+            raise TrainingError("unfreeze_signhiera_layers trains SignHiera from video: use the recipe "
+                                "signhiera-finetune on crop caches (stage 1), then extract features with its "
+                                "signhiera.pt for sonar-finetune (stage 2); here set it to 0")
+        encoder = self.load_encoder_and_decoder(cfg, device)
         model = SonarEncoderModule(encoder).to(device).train()
         for param in model.parameters():
             param.requires_grad_(True)
