@@ -52,6 +52,10 @@ class ModelUnavailableError(SLTError):
     """A model file is not cached and cannot be downloaded (e.g. offline)."""
 
 
+class SystemFileError(ModelUnavailableError):
+    """A trained system's file (system.json) is missing, malformed, or names checkpoints that do not exist."""
+
+
 class ManifestError(SLTError):
     """A dataset manifest is malformed or points at missing files."""
 

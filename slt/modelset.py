@@ -1,7 +1,10 @@
 """Model-set types: what the engine loads, where the files live, and the demo bundle's on-disk format.
 
 A model set is everything the engine needs to translate: one SignHiera, one or more SONAR ASL sentence encoders
-(e.g. "zero-shot" and "fine-tuned"), and one text decoder + tokenizer (fairseq2 asset names). This module only
+(e.g. "zero-shot" and "fine-tuned"), and one text decoder + tokenizer (fairseq2 asset names). An encoder entry may
+carry its own SignHiera (a two-stage fine-tuning result, whose stage 1 adapted the video model): its clips' features
+come from that SignHiera, not the set's. Such a result is described by a ``system.json`` file, read (and checked)
+by :func:`read_system`. This module only
 describes sets and reads files; it never downloads eagerly, never builds anything and imports nothing above
 `slt.download`, so every layer (data, training, the engine, the front ends) can use it. Choosing a set by name
 (``auto``, ``official``, ``demo``) is :mod:`slt.registry`'s job; building the demo set is :mod:`slt.demo.build`'s.
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from slt.download import ProgressCallback, RemoteFile, default_cache_dir, ensure_file
-from slt.errors import ModelUnavailableError
+from slt.errors import ModelUnavailableError, SystemFileError
 from slt.utils.io import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +39,8 @@ OFFICIAL_SAMPLE_CLIP = RemoteFile("0043626-2023.1.4.mp4", f"{_ASL_BASE}/0043626-
 OFFICIAL_SAMPLE_REFERENCE = "A major concern is landslides in mountainous areas."
 
 BUNDLE_FILE = "demo.json"  # the demo set's description, inside its folder
+SYSTEM_FILE = "system.json"  # a trained system (SignHiera + encoder), inside its run folder
+SYSTEM_FORMAT = 1
 
 FileSource = Path | RemoteFile
 
@@ -62,18 +67,42 @@ class ModelSet:
     # registers it before loading the decoder. None: the names are fairseq2's or sonar-space's own cards.
     asset_cards: Path | None = field(default=None, repr=False)
 
-    def files(self) -> dict[str, FileSource]:
-        return {"signhiera": self.signhiera, **{f"encoder:{k}": v for k, v in self.encoders.items()}}
+    # Encoder label -> its own SignHiera (a two-stage system's stage-1 result); labels not here use `signhiera`.
+    encoder_signhieras: dict[str, FileSource] = field(default_factory=dict)
 
-    def with_encoders(self, extra: dict[str, str | Path]) -> ModelSet:
-        """A copy with fine-tuned encoder checkpoints added (label -> path); a missing path is an error now."""
-        encoders = dict(self.encoders)
+    def signhiera_of(self, label: str) -> FileSource:
+        """The SignHiera whose features encoder `label` reads."""
+        return self.encoder_signhieras.get(label, self.signhiera)
+
+    def files(self) -> dict[str, FileSource]:
+        return {"signhiera": self.signhiera, **{f"encoder:{k}": v for k, v in self.encoders.items()},
+                **{f"signhiera:{k}": v for k, v in self.encoder_signhieras.items()}}
+
+    def with_encoders(self, extra: dict[str, str | Path],
+                      signhieras: dict[str, str | Path] | None = None) -> ModelSet:
+        """A copy with fine-tuned encoder checkpoints added (label -> path), optionally each with its own SignHiera
+        checkpoint (label -> path; the others read the set's SignHiera). A missing path is an error now."""
+        signhieras = signhieras or {}
+        unknown = sorted(set(signhieras) - set(extra))
+        if unknown:
+            raise ModelUnavailableError(f"SignHiera checkpoints given for {unknown}, which are not added encoders")
+        encoders, own = dict(self.encoders), dict(self.encoder_signhieras)
         for label, path in extra.items():
             path = Path(path)
             if not path.exists():
                 raise ModelUnavailableError(f"encoder checkpoint {path} (for '{label}') does not exist")
             encoders[label] = path
-        return replace(self, encoders=encoders)
+            own.pop(label, None)
+            if label in signhieras:
+                signhiera = Path(signhieras[label])
+                if not signhiera.exists():
+                    raise ModelUnavailableError(f"SignHiera checkpoint {signhiera} (for '{label}') does not exist")
+                own[label] = signhiera
+        return replace(self, encoders=encoders, encoder_signhieras=own)
+
+    def with_system(self, label: str, system: SystemSpec) -> ModelSet:
+        """A copy with a trained system (its encoder and its own SignHiera) added as encoder `label`."""
+        return self.with_encoders({label: system.encoder}, {label: system.signhiera})
 
     def resolve_file(self, source: FileSource, progress: ProgressCallback | None = None) -> Path:
         """The local path of one of the set's files (downloading a remote one into the cache when missing)."""
@@ -205,3 +234,82 @@ def read_demo_bundle(root: Path | None = None) -> DemoBundle:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise ModelUnavailableError(f"demo bundle {spec_path} is unreadable ({type(error).__name__}: {error}); "
                                     f"{_REBUILD}") from error
+
+
+# ---------------------------------------------------------------------------------------------- system files
+@dataclass(frozen=True)
+class SystemSpec:
+    """A trained system as ``system.json`` describes it: a SignHiera and the SONAR encoder trained on its features
+    (two-stage fine-tuning: stage 1 adapts SignHiera from video, stage 2 fine-tunes the encoder on its features).
+
+    The file: ``{"format": 1, "signhiera": "stage1/signhiera.pt", "encoder": "stage2/encoder.pt",
+    "detector": "cnn", "description": "..."}``, checkpoint paths relative to the file's folder (a stage-1 run
+    folder's own file names ``signhiera.pt`` and ``encoder.pt``); ``detector`` and ``description`` are optional.
+    """
+
+    path: Path  # the system.json file
+    signhiera: Path
+    encoder: Path
+    detector: str | None = None  # the face detector its training crops were made with
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        """The run folder's name (or the file's stem, for a file not called system.json)."""
+        return self.path.parent.name if self.path.name == SYSTEM_FILE else self.path.stem
+
+
+def system_file(path: str | Path) -> Path:
+    """`path` itself for a file, `<path>/system.json` for a folder."""
+    path = Path(path)
+    return path / SYSTEM_FILE if path.is_dir() else path
+
+
+def is_system(path: str | Path) -> bool:
+    """Whether `path` is a system file or a folder holding one (it may still be malformed: see read_system)."""
+    path = Path(path)
+    return (path.is_dir() and (path / SYSTEM_FILE).is_file()) or (path.is_file() and path.suffix == ".json")
+
+
+def read_system(path: str | Path) -> SystemSpec:
+    """Read and check a system file (or the system.json of a folder). Every problem raises SystemFileError naming
+    the file: missing, not JSON, an unknown format, missing or empty keys, checkpoints that do not exist."""
+    spec_path = system_file(path)
+    if not spec_path.is_file():
+        where = f"{path} has no {SYSTEM_FILE}" if Path(path).is_dir() else f"{spec_path} does not exist"
+        raise SystemFileError(f"system file not found: {where} (training writes it when a two-stage run finishes)")
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystemFileError(f"system file {spec_path} is unreadable ({type(error).__name__}: {error})") from error
+    if not isinstance(spec, dict):
+        raise SystemFileError(f"system file {spec_path} must hold a JSON object, not {type(spec).__name__}")
+    if "format" not in spec:
+        raise SystemFileError(f"system file {spec_path} has no 'format' (this version reads format {SYSTEM_FORMAT})")
+    if spec["format"] != SYSTEM_FORMAT:
+        raise SystemFileError(f"system file {spec_path} has format {spec['format']!r}; this version reads format "
+                              f"{SYSTEM_FORMAT} only (update SLT Studio)")
+    missing = [key for key in ("signhiera", "encoder") if not isinstance(spec.get(key), str) or not spec[key].strip()]
+    if missing:
+        raise SystemFileError(f"system file {spec_path} lacks {' and '.join(repr(k) for k in missing)} "
+                              "(checkpoint paths relative to its folder)")
+    for key in ("detector", "description"):
+        if key in spec and spec[key] is not None and not isinstance(spec[key], str):
+            raise SystemFileError(f"system file {spec_path}: '{key}' must be a string")
+    files = {key: spec_path.parent / spec[key] for key in ("signhiera", "encoder")}
+    for key, file in files.items():
+        if not file.is_file():
+            raise SystemFileError(f"system file {spec_path} names {key} checkpoint {spec[key]!r}, but {file} "
+                                  "does not exist")
+    return SystemSpec(path=spec_path, signhiera=files["signhiera"], encoder=files["encoder"],
+                      detector=spec.get("detector") or None, description=spec.get("description") or "")
+
+
+def find_systems(root: str | Path) -> dict[str, Path]:
+    """Systems under a runs folder: name relative to `root` -> folder, for `<root>/<run>/system.json` and one
+    level deeper (`<root>/<chain>/stage1/system.json`). Malformed files are listed too (read_system says why)."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    found = sorted(root.glob(f"*/{SYSTEM_FILE}")) + sorted(root.glob(f"*/*/{SYSTEM_FILE}"))
+    return {path.parent.relative_to(root).as_posix(): path.parent for path in found if path.is_file()}

@@ -118,7 +118,7 @@ def test_unknown_language_fails_before_any_model_work(tiny_set, face_clips):
         engine.translate(face_clips[0], ["eng_latn"])
     with pytest.raises(UnknownLanguageError, match="deu_Latn"):
         engine.translate(face_clips[0], ["deu_Latn"])  # a FLORES code this decoder does not have
-    assert engine._signhiera is None and engine._decoder is None
+    assert engine._signhieras == {} and engine._decoder is None
 
 
 def test_unknown_encoder_is_named(engine, face_clips):

@@ -1,0 +1,235 @@
+"""Serving a two-stage fine-tuning result (an encoder with its own, stage-1-adapted SignHiera) next to zero-shot:
+system.json is read and checked; the engine loads each distinct SignHiera once, computes a clip's features once per
+SignHiera (shared by entries that read the same one) and translates each encoder from its own SignHiera's features;
+the translate CLI and the app's Compare tab put both side by side and say the features could not be shared.
+
+The adapted SignHieras here come from real, short signhiera-finetune runs (the Trainer and the recipe's export)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from slt.data.crop_cache import build_crop_cache
+from slt.engine import TranslationEngine
+from slt.errors import CheckpointError, ModelUnavailableError, SystemFileError
+from slt.models import (
+    SignHiera,
+    SignHieraConfig,
+    SonarSignEncoder,
+    SonarSignEncoderConfig,
+    load_signhiera,
+    save_model_checkpoint,
+)
+from slt.modelset import ModelSet, find_systems, read_system
+from slt.text import DecodingOptions
+from slt.train.config import TrainConfig
+from slt.train.trainer import Trainer
+from slt.video import PreprocessConfig, preprocess_video
+from slt.video.config import fit_preprocess_to_model
+from tests.helpers.text import TINY_LANGS
+from tests.helpers.video import make_face_video
+
+SIGNHIERA = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
+
+
+def train_stage1(run_dir: Path, manifest: Path, preprocess: PreprocessConfig, **config) -> Path:
+    """A short real signhiera-finetune run (crop cache of `manifest`, the Trainer, the recipe's export), with the
+    system.json a stage-1 run folder gets. Returns the run folder."""
+    cache = run_dir.parent / f"{run_dir.name}_cache"
+    build_crop_cache(manifest, cache, preprocess)
+    values = dict(recipe="signhiera-finetune", train_features=str(cache), val_features=str(cache),
+                  run_dir=str(run_dir), epochs=2, batch_size=2, lr=3e-3, warmup_epochs=0.5, label_smoothing=0.0,
+                  log_every=1, device="cpu", unfreeze_signhiera_layers=2,
+                  decoding=DecodingOptions(beam_size=1, max_len=12))
+    values.update(config)
+    summary = Trainer(TrainConfig(**values).validate()).fit()
+    assert summary["state"] == "finished"
+    write_system(run_dir, signhiera="signhiera.pt", encoder="encoder.pt", detector="hog")
+    return run_dir
+
+
+def write_system(folder: Path, **fields) -> Path:
+    path = folder / "system.json"
+    path.write_text(json.dumps({"format": 1, **fields}), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ tiny models
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_text_model):
+    """A tiny model set (SignHiera + zero-shot encoder + the tiny text decoder) and a stage-1 run adapted from it."""
+    root = tmp_path_factory.mktemp("two_stage")
+    lines = ["id\tvideo_path\tn_frames\ttranslation"]
+    for seed, frames in enumerate((24, 40, 30, 20)):
+        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
+        lines.append(f"v{seed}\tv{seed}.mp4\t{frames}\t{tiny_text_model.sentences[seed]}")
+    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    save_model_checkpoint(SignHiera(SIGNHIERA), root / "signhiera.pt")
+    encoder = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=SIGNHIERA.feature_dim, d_model=32,
+                                                           output_dim=tiny_text_model.decoder.model_dim))
+    save_model_checkpoint(encoder, root / "encoder.pt")
+    preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), SIGNHIERA)
+    run = train_stage1(root / "stage1", root / "manifest.tsv", preprocess,
+                       signhiera_checkpoint=str(root / "signhiera.pt"), base_encoder=str(root / "encoder.pt"),
+                       decoder=tiny_text_model.decoder_name, tokenizer=tiny_text_model.tokenizer_name,
+                       target_lang=tiny_text_model.langs[0])
+    model_set = ModelSet(name="tiny-two-stage", description="test set", signhiera=root / "signhiera.pt",
+                         encoders={"zero-shot": root / "encoder.pt"}, decoder=tiny_text_model.decoder_name,
+                         tokenizer=tiny_text_model.tokenizer_name, detector="hog", languages=list(TINY_LANGS))
+    return {"root": root, "run": run, "set": model_set, "video": root / "v1.mp4"}
+
+
+def count_clip_passes(signhiera) -> list[int]:
+    """Count the clips a SignHiera really processes (the real method still runs)."""
+    calls, real = [0], signhiera.extract_features
+
+    def counted(clips, *args, **kwargs):
+        calls[0] += clips.shape[0]
+        return real(clips, *args, **kwargs)
+
+    signhiera.extract_features = counted
+    return calls
+
+
+def test_read_system_resolves_paths_relative_to_its_folder(tiny):
+    run = tiny["run"]
+    system = read_system(run)
+    assert system == read_system(run / "system.json")
+    assert (system.signhiera, system.encoder, system.detector) == (run / "signhiera.pt", run / "encoder.pt", "hog")
+    assert system.name == "stage1" and system.description == ""
+    chain = tiny["root"] / "runs" / "chain"
+    (chain / "stage1").mkdir(parents=True)
+    write_system(chain, signhiera="../../stage1/signhiera.pt", encoder="../../stage1/encoder.pt",
+                 description="two-stage")
+    write_system(chain / "stage1", signhiera="../../../stage1/signhiera.pt", encoder="../../../stage1/encoder.pt")
+    assert find_systems(tiny["root"] / "runs") == {"chain": chain, "chain/stage1": chain / "stage1"}
+    assert read_system(chain).signhiera.resolve() == (run / "signhiera.pt").resolve()
+    assert read_system(chain).description == "two-stage"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "has no system.json"),
+    ("{not json", "is unreadable"),
+    ("[1, 2]", "must hold a JSON object"),
+    ('{"signhiera": "signhiera.pt", "encoder": "encoder.pt"}', "has no 'format'"),
+    ('{"format": 2, "signhiera": "signhiera.pt", "encoder": "encoder.pt"}', "has format 2; this version reads "
+                                                                              "format 1"),
+    ('{"format": 1, "signhiera": "signhiera.pt"}', "lacks 'encoder'"),
+    ('{"format": 1, "signhiera": "", "encoder": 3}', "lacks 'signhiera' and 'encoder'"),
+    ('{"format": 1, "signhiera": "signhiera.pt", "encoder": "stage2/encoder.pt"}',
+     "names encoder checkpoint 'stage2/encoder.pt'"),
+    ('{"format": 1, "signhiera": "signhiera.pt", "encoder": "encoder.pt", "detector": 5}', "'detector' must be"),
+])
+def test_bad_system_files_are_named_errors(tiny, tmp_path, content, message):
+    for name in ("signhiera.pt", "encoder.pt"):
+        (tmp_path / name).symlink_to(tiny["run"] / name)
+    if content is not None:
+        (tmp_path / "system.json").write_text(content, encoding="utf-8")
+    with pytest.raises(SystemFileError, match=message) as caught:
+        read_system(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+    assert isinstance(caught.value, ModelUnavailableError)  # what the CLI and the app show as a user error
+
+
+def test_features_once_per_signhiera_shared_where_equal(tiny):
+    """One SignHiera pass per clip per distinct SignHiera; entries reading the same file share it; cached."""
+    run, root, video = tiny["run"], tiny["root"], tiny["video"]
+    engine = TranslationEngine(tiny["set"], device="cpu")
+    engine.add_system("two-stage", read_system(run))
+    engine.add_encoder("stage1-encoder-on-base", run / "encoder.pt")  # the same encoder on the set's SignHiera
+    engine.add_encoder("zero-shot-again", root / "encoder.pt", signhiera=root / "signhiera.pt")  # the same file
+    base, own = engine.signhiera, engine.signhiera_for("two-stage")
+    assert own is not base and engine.signhiera_for("zero-shot-again") is base
+    base_calls, own_calls = count_clip_passes(base), count_clip_passes(own)
+    labels = ["zero-shot", "two-stage", "stage1-encoder-on-base", "zero-shot-again"]
+    result = engine.translate(video, TINY_LANGS[:1], encoders=labels)
+    n_clips = len(engine.extract(video).preprocessed.paddings)  # from the cache: no new pass
+    assert (base_calls[0], own_calls[0]) == (n_clips, n_clips), "one pass per clip per distinct SignHiera"
+    assert result.signhiera == {"zero-shot": "model set", "two-stage": str(run / "signhiera.pt"),
+                                "stage1-encoder-on-base": "model set", "zero-shot-again": "model set"}
+    assert {"preprocess", "signhiera", "signhiera:two-stage"} <= set(result.timings)
+    assert result.translations["zero-shot-again"] == result.translations["zero-shot"]
+    again = engine.translate(video, TINY_LANGS[:1], encoders=labels)
+    assert (base_calls[0], own_calls[0]) == (n_clips, n_clips), "unchanged file: both features from the cache"
+    assert again.translations == result.translations and again.timings["feature_cache_hit"] == 1.0
+    json.dumps(result.to_dict())
+
+
+def test_each_encoder_reads_its_own_signhieras_features(tiny):
+    """The system's features are exactly its adapted SignHiera's (not the set's); its outputs differ from the same
+    encoder on the set's SignHiera, and its translation is decoder(encoder(own SignHiera(clip)))."""
+    run, video = tiny["run"], tiny["video"]
+    engine = TranslationEngine(tiny["set"], device="cpu")
+    engine.add_system("two-stage", read_system(run))
+    engine.add_encoder("stage1-encoder-on-base", run / "encoder.pt")
+    result = engine.translate(video, TINY_LANGS[:1], encoders=["two-stage", "stage1-encoder-on-base"])
+    own = engine.extract(video, signhiera=engine.signhiera_key("two-stage")).features
+    shared = engine.extract(video).features
+    adapted = load_signhiera(run / "signhiera.pt")
+    clips = preprocess_video(video, fit_preprocess_to_model(engine.preprocess_config, adapted.config))
+    with torch.no_grad():
+        expected = adapted.extract_video_features(clips.clips, clips.paddings)
+    torch.testing.assert_close(own, expected, rtol=1e-5, atol=1e-6)
+    assert own.shape == shared.shape and (own - shared).abs().max() > 1e-3, "stage 1 changed the features"
+    a, b = engine.embed([own], "two-stage"), engine.embed([shared], "stage1-encoder-on-base")
+    assert (a - b).abs().max() > 1e-4
+    direct = engine.decoder.decode(a, TINY_LANGS[:1])[TINY_LANGS[0]][0]
+    assert result.translations["two-stage"][TINY_LANGS[0]] == direct
+
+
+def test_concurrent_mixed_requests(tiny):
+    engine = TranslationEngine(tiny["set"], device="cpu")
+    engine.add_system("two-stage", read_system(tiny["run"]))
+    expected = engine.translate(tiny["video"], TINY_LANGS[:1], encoders=["zero-shot", "two-stage"]).translations
+    engine._feature_cache.clear()
+    results, errors = [], []
+
+    def work(encoders):
+        try:
+            out = engine.translate(tiny["video"], TINY_LANGS[:1], encoders=encoders).translations
+            results.append({label: out[label] for label in encoders})
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(encoders,))
+               for encoders in (["zero-shot", "two-stage"], ["two-stage"], ["zero-shot"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for out in results:
+        assert all(out[label] == expected[label] for label in out)
+
+
+def test_broken_or_mismatched_signhiera_is_a_clear_error(tiny, tmp_path):
+    run = tiny["run"]
+    checkpoint = torch.load(run / "signhiera.pt", weights_only=True)
+    removed = sorted(checkpoint["model"])[-1]
+    del checkpoint["model"][removed]
+    torch.save(checkpoint, tmp_path / "signhiera.pt")
+    (tmp_path / "encoder.pt").symlink_to(run / "encoder.pt")
+    write_system(tmp_path, signhiera="signhiera.pt", encoder="encoder.pt")
+    engine = TranslationEngine(tiny["set"], device="cpu")
+    engine.add_system("broken", read_system(tmp_path))
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'signhiera.pt'} does not match SignHiera.*"
+                                              f"{removed.split('.')[0]}"):
+        engine.translate(tiny["video"], TINY_LANGS[:1], encoders=["zero-shot", "broken"])
+    # A SignHiera of another feature width than the encoder was trained on.
+    torch.manual_seed(1)
+    save_model_checkpoint(SignHiera(SignHieraConfig.tiny(num_frames=16, image_size=32, embed_dim=8)),
+                          tmp_path / "narrow.pt")
+    engine.add_encoder("mismatched", tiny["root"] / "encoder.pt", signhiera=tmp_path / "narrow.pt")
+    with pytest.raises(ModelUnavailableError, match=r"encoder 'mismatched' .* takes 128-dim features but got "
+                                                    r"64-dim ones .*narrow\.pt"):
+        engine.translate(tiny["video"], TINY_LANGS[:1], encoders=["mismatched"])
+    with pytest.raises(ModelUnavailableError, match="SignHiera checkpoint .*missing.pt.* does not exist"):
+        engine.add_encoder("x", run / "encoder.pt", signhiera=tmp_path / "missing.pt")
+    with pytest.raises(ModelUnavailableError, match="unknown encoder 'nope'"):
+        engine.signhiera_for("nope")
