@@ -8,6 +8,8 @@ The adapted SignHieras here come from real, short signhiera-finetune runs (the T
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -31,8 +33,9 @@ from slt.train.config import TrainConfig
 from slt.train.trainer import Trainer
 from slt.video import PreprocessConfig, preprocess_video
 from slt.video.config import fit_preprocess_to_model
+from tests.helpers.process import REPO_ROOT, child_env
 from tests.helpers.text import TINY_LANGS
-from tests.helpers.video import make_face_video
+from tests.helpers.video import astronaut_video, make_face_video
 
 SIGNHIERA = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
 
@@ -233,3 +236,65 @@ def test_broken_or_mismatched_signhiera_is_a_clear_error(tiny, tmp_path):
         engine.add_encoder("x", run / "encoder.pt", signhiera=tmp_path / "missing.pt")
     with pytest.raises(ModelUnavailableError, match="unknown encoder 'nope'"):
         engine.signhiera_for("nope")
+
+
+# ------------------------------------------------------------------------------- the demo set, the CLI and the app
+@pytest.fixture(scope="module")
+def demo_system(demo_bundle_dir, tmp_path_factory) -> Path:
+    """A runs folder holding `two-stage`: a short real stage-1 run adapted from the demo set's SignHiera and
+    zero-shot encoder on four domain-B clips, with its system.json."""
+    from slt.data.manifest import read_manifest
+    from slt.modelset import read_demo_bundle
+
+    bundle = read_demo_bundle(demo_bundle_dir)
+    runs = tmp_path_factory.mktemp("runs")
+    rows = read_manifest(bundle.corpora["B"]["train"]).rows[:4]
+    lines = ["id\tvideo_path\tn_frames\ttranslation"]
+    lines += [f"{row.id}\t{row.video_path}\t{row.n_frames}\t{row.translation}" for row in rows]
+    (runs.parent / "four.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    signhiera = load_signhiera(bundle.files["signhiera"])
+    preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), signhiera.config)
+    return train_stage1(runs / "two-stage", runs.parent / "four.tsv", preprocess,
+                        signhiera_checkpoint=str(bundle.files["signhiera"]),
+                        base_encoder=str(bundle.files["encoder_zero_shot"]), decoder=bundle.decoder,
+                        tokenizer=bundle.tokenizer, asset_cards=str(bundle.files["decoder_cards"]),
+                        target_lang="eng_Latn", unfreeze_signhiera_layers=1, lr=1e-3)
+
+
+def run_cli(*args: str, demo_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slt", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          env=child_env(SLT_DEMO_DIR=str(demo_dir)), timeout=600)
+
+
+def test_cli_puts_zero_shot_next_to_the_two_stage_system(demo_bundle_dir, demo_system, tmp_path):
+    video, _ = astronaut_video(tmp_path / "signer.mp4", n_frames=40)
+    out = run_cli("translate", str(video), "--model-set", "demo", "--encoder", "zero-shot", str(demo_system),
+                  str(demo_system / "encoder.pt"), "--json", demo_dir=demo_bundle_dir)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert list(result["translations"]) == ["zero-shot", "two-stage", "encoder"]
+    assert result["signhiera"] == {"zero-shot": "model set", "two-stage": str(demo_system / "signhiera.pt"),
+                                   "encoder": "model set"}
+    assert {"preprocess", "signhiera", "signhiera:two-stage", "encoder:two-stage"} <= set(result["timings"])
+    assert all(by_lang["eng_Latn"].strip() for by_lang in result["translations"].values())
+    # The same, with the stage-1 checkpoints given one by one, in plain text.
+    out = run_cli("translate", str(video), "--model-set", "demo", "--encoder", "zero-shot",
+                  str(demo_system / "encoder.pt"), "--signhiera", str(demo_system / "signhiera.pt"),
+                  demo_dir=demo_bundle_dir)
+    assert out.returncode == 0, out.stderr
+    assert f"[encoder] {demo_system / 'signhiera.pt'}" in out.stdout
+    assert "features cannot be shared: the clip went through 2 SignHieras" in out.stdout
+    assert "signhiera:encoder" in out.stdout and "[zero-shot] model set" in out.stdout
+    # Errors: one line naming the file, no traceback.
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "system.json").write_text('{"format": 7, "signhiera": "a.pt", "encoder": "b.pt"}')
+    bad = run_cli("translate", str(video), "--model-set", "demo", "--encoder", str(tmp_path / "bad"),
+                  demo_dir=demo_bundle_dir)
+    assert bad.returncode == 1 and "has format 7" in bad.stderr and str(tmp_path / "bad") in bad.stderr
+    assert "Traceback" not in bad.stderr
+    lone = run_cli("translate", str(video), "--model-set", "demo", "--encoder", "zero-shot", "--signhiera",
+                   str(demo_system / "signhiera.pt"), demo_dir=demo_bundle_dir)
+    assert lone.returncode == 1 and "--signhiera applies to encoder checkpoints given by path" in lone.stderr
+    twice = run_cli("translate", str(video), "--model-set", "demo", "--encoder", str(demo_system),
+                    str(demo_system / "system.json"), demo_dir=demo_bundle_dir)
+    assert twice.returncode == 1 and "'two-stage', which is already taken" in twice.stderr

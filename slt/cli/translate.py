@@ -1,13 +1,22 @@
-"""`python -m slt translate CLIP.mp4 [CLIP ...] --lang eng_Latn fra_Latn [--encoder PATH ...] [--json]`."""
+"""`python -m slt translate CLIP.mp4 [CLIP ...] --lang eng_Latn fra_Latn [--encoder NAME|PATH ...] [--json]`.
+
+`--encoder` takes the model set's labels (``zero-shot``), fine-tuned encoder checkpoints (read from the set's
+SignHiera, or from ``--signhiera PATH``), and trained systems: a run folder with a ``system.json`` (or the file), whose
+encoder reads its own, stage-1-adapted SignHiera. Encoders reading different SignHieras cannot share features: the
+clip goes through each SignHiera once (the timings show each pass; ``--json`` says which SignHiera each label used).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 from slt.engine import TranslationEngine
+from slt.errors import InvalidArgumentError
+from slt.modelset import is_system, read_system
 from slt.registry import MODEL_SETS, build_demo_set, demo_set_built, pick_model_set, resolve_model_set
 from slt.text import DecodingOptions
 from slt.video import default_preprocess
@@ -47,8 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="official (Meta's release, downloaded on first use), demo (offline), "
                         "auto (official if reachable)")
     parser.add_argument("--encoder", nargs="+", default=None, metavar="NAME|PATH",
-                        help="encoder labels of the model set and/or fine-tuned checkpoint paths "
+                        help="encoder labels of the model set, fine-tuned encoder checkpoints, and/or trained "
+                        "systems (a run folder with a system.json, or the file: encoder + its own SignHiera) "
                         "(default: all of the set)")
+    parser.add_argument("--signhiera", type=Path, default=None, metavar="PATH",
+                        help="the SignHiera checkpoint the --encoder checkpoint paths were trained on (e.g. a "
+                        "stage-1 run's signhiera.pt; default: the model set's)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto",
                         help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
@@ -67,17 +80,14 @@ def run(args: argparse.Namespace) -> int:
         build_demo_set()  # first use offline: build the demo set here, printing its steps
     model_set = resolve_model_set(chosen)
     engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype, decoder_backend=args.decoder_backend)
-    labels = []
-    for item in args.encoder or model_set.encoders:
-        if item in model_set.encoders:
-            labels.append(item)
-        else:  # a checkpoint path: label it by its file name
-            label = Path(item).stem
-            engine.add_encoder(label, item)
-            labels.append(label)
+    labels, detectors = add_requested_encoders(engine, args.encoder or list(model_set.encoders), args.signhiera)
+    detector = args.detector or model_set.detector
+    for label, trained_with in detectors.items():
+        if args.detector is None and trained_with != detector:
+            print(f"note: system '{label}' was trained on {trained_with} crops; this run uses the {detector} "
+                  f"detector (pass --detector {trained_with} to match it)", file=sys.stderr)
     # The settings for the detector on the engine's device (full-resolution CNN detection on CUDA), plus the flags.
-    preprocess = replace(default_preprocess(args.detector or model_set.detector, engine.device),
-                         center_crop_fallback=args.center_crop_fallback)
+    preprocess = replace(default_preprocess(detector, engine.device), center_crop_fallback=args.center_crop_fallback)
     results = engine.translate_batch(args.videos, args.lang, encoders=labels,
                                      decoding=decoding_from_args(args), preprocess=preprocess)
     if args.preview:
@@ -93,8 +103,51 @@ def run(args: argparse.Namespace) -> int:
         for label, by_lang in result.translations.items():
             for lang, text in by_lang.items():
                 print(f"   [{label}] {lang}: {text}")
+        own = {label: source for label, source in result.signhiera.items() if source != "model set"}
+        if own:
+            print("   SignHiera: " + "; ".join(f"[{label}] {result.signhiera[label]}" for label in result.signhiera)
+                  + f" (features cannot be shared: the clip went through {1 + len(set(own.values()))} SignHieras)")
         print("   timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0
+
+
+def add_requested_encoders(engine: TranslationEngine, items: list[str],
+                           signhiera: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """Add what `--encoder` names to the engine: set labels as they are, systems (a folder with system.json, or
+    a .json file) under their run's name, checkpoints under their file name, read from `signhiera` when given.
+    Returns the labels in order and {system label: the detector it was trained with}."""
+    labels, detectors, checkpoints = [], {}, 0
+    for item in items:
+        if item in engine.model_set.encoders:
+            if item not in labels:
+                labels.append(item)
+            continue
+        path = Path(item)
+        if is_system(path):
+            system = read_system(path)
+            label = _free_label(system.name, labels, engine, item)
+            engine.add_system(label, system)
+            if system.detector:
+                detectors[label] = system.detector
+        elif path.is_dir():
+            raise InvalidArgumentError(f"--encoder {item}: a folder must hold a system.json (a finished two-stage "
+                                       "or stage-1 run); for a checkpoint give the .pt file")
+        else:
+            label = _free_label(path.stem, labels, engine, item)
+            engine.add_encoder(label, path, signhiera)
+            checkpoints += 1
+        labels.append(label)
+    if signhiera is not None and not checkpoints:
+        raise InvalidArgumentError("--signhiera applies to encoder checkpoints given by path (--encoder PATH.pt); "
+                                   "none was given (a system.json names its own SignHiera)")
+    return labels, detectors
+
+
+def _free_label(label: str, taken: list[str], engine: TranslationEngine, item: str) -> str:
+    if label in taken or label in engine.model_set.encoders:
+        raise InvalidArgumentError(f"--encoder {item} would be labelled '{label}', which is already taken (by the "
+                                   "model set or another --encoder); rename the run folder or checkpoint file")
+    return label
 
 
 def _save_previews(results, target: Path) -> None:
