@@ -298,3 +298,26 @@ def test_cli_puts_zero_shot_next_to_the_two_stage_system(demo_bundle_dir, demo_s
     twice = run_cli("translate", str(video), "--model-set", "demo", "--encoder", str(demo_system),
                     str(demo_system / "system.json"), demo_dir=demo_bundle_dir)
     assert twice.returncode == 1 and "'two-stage', which is already taken" in twice.stderr
+
+
+def test_evaluate_scores_a_system_on_its_own_signhieras_features(demo_bundle_dir, demo_system, tmp_path):
+    manifest = demo_system.parent.parent / "four.tsv"
+    out = run_cli("evaluate", "--system", str(demo_system), "--manifest", str(manifest), "--out", str(tmp_path),
+                  "--extract-workers", "0", demo_dir=demo_bundle_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "test_results.json").read_text())
+    assert results["encoder"] == str(demo_system / "encoder.pt") and results["samples"] == 4
+    assert results["signhiera"] == str(demo_system / "signhiera.pt")
+    # The features it scored are the adapted SignHiera's (hog crops: the system's detector), not the set's.
+    from slt.data.manifest import read_manifest
+
+    row = read_manifest(manifest).rows[0]
+    stored = torch.load(next((tmp_path / "features_test").rglob(f"{row.id}.pt")), weights_only=True)
+    adapted = load_signhiera(demo_system / "signhiera.pt")
+    video = preprocess_video(row.video_path, fit_preprocess_to_model(PreprocessConfig(detector="hog"), adapted.config))
+    with torch.no_grad():
+        torch.testing.assert_close(stored, adapted.extract_video_features(video.clips, video.paddings),
+                                   rtol=1e-4, atol=1e-5)
+    both = run_cli("evaluate", "--system", str(demo_system), "--manifest", str(manifest), "--signhiera",
+                   str(demo_system / "signhiera.pt"), demo_dir=demo_bundle_dir)
+    assert both.returncode == 1 and "drop --signhiera/--features" in both.stderr

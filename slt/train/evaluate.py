@@ -1,4 +1,5 @@
-"""`python -m slt evaluate --run DIR | --encoder CKPT --manifest M [--features DIR | --signhiera CKPT]`: score a split.
+"""`python -m slt evaluate --run DIR | --system DIR | --encoder CKPT --manifest M [--features DIR | --signhiera CKPT]`:
+score a split.
 
 Three ways to give the split's features:
 - `--manifest FEATURES_MANIFEST` (id, path, n_steps, translation), e.g. extract-features' features.tsv;
@@ -6,6 +7,10 @@ Three ways to give the split's features:
   in DIR (an extract-features output folder or its feats/ folder);
 - `--manifest VIDEO_MANIFEST --signhiera CKPT`: features extracted from the videos first (slt.data.extract, into
   `<out>/features_<split>`, resumable, so a second evaluation reuses them).
+
+`--system DIR` (a folder with a system.json, or the file: a two-stage or stage-1 result) evaluates the system's
+encoder on features of the system's own SignHiera, extracted from a video manifest as with `--signhiera` (default
+detector: the system's); decoder settings come from the encoder's run config when it has one.
 
 Writes `test_results.json` (BLEU-1..4, chrF, ROUGE-L, WER, mode-collapse figures, seconds per clip) and a
 predictions file next to it. Decoding flags (beam, length penalty, n-gram blocking, repetition penalty,
@@ -35,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--run", help="a training run directory (uses its config and exported encoder.pt, which "
                         "holds the best epoch's weights)")
     source.add_argument("--encoder", help="a SONAR ASL encoder checkpoint to evaluate")
+    source.add_argument("--system", help="a trained system (a run folder with a system.json, or the file): its "
+                        "encoder on features of its own SignHiera, extracted from the --manifest videos")
     parser.add_argument("--manifest", required=True,
                         help="features manifest (id, path, n_steps, translation), or with --features/--signhiera "
                              "a video manifest (id, video_path, n_frames, translation)")
@@ -43,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(an extract-features --out folder or its feats/)")
     features.add_argument("--signhiera", help="SignHiera checkpoint: extract features from the manifest's videos "
                           "first (cached in <out>/features_<split-name>)")
-    parser.add_argument("--detector", choices=("cnn", "dlib-cnn", "hog"), default="cnn",
-                        help="with --signhiera: dlib face detector (cnn as released, hog much faster on CPU)")
+    parser.add_argument("--detector", choices=("cnn", "dlib-cnn", "hog"), default=None,
+                        help="with --signhiera/--system: dlib face detector (cnn as released, hog much faster on "
+                             "CPU; default: the system's, else cnn)")
     parser.add_argument("--extract-workers", type=int, default=2,
                         help="with --signhiera: preprocessing worker processes (0: none)")
     parser.add_argument("--out", help="output folder (default: the run dir, else ./eval)")
@@ -132,8 +140,21 @@ def run(args: argparse.Namespace) -> int:
     from slt.train.recipes import get_recipe
     from slt.train.trainer import evaluate_split
 
-    base = None
-    if args.run:
+    base, system = None, None
+    if args.system:
+        from slt.modelset import read_system
+
+        system = read_system(args.system)
+        if args.signhiera or args.features:
+            raise TrainingError("--system evaluates on features of the system's own SignHiera (extracted from the "
+                                "--manifest videos); drop --signhiera/--features, or use --encoder with them")
+        base = TrainConfig(recipe="sonar-finetune", base_encoder=str(system.encoder))
+        run_config = system.encoder.parent / "config.json"
+        if run_config.is_file():  # the text side the encoder was trained with (stage-1 or stage-2 run)
+            trained = TrainConfig.load(run_config)
+            for name in ("decoder", "tokenizer", "asset_cards", "target_lang", "decoding", "device"):
+                setattr(base, name, getattr(trained, name))
+    elif args.run:
         run_dir = Path(args.run)
         if not (run_dir / "config.json").is_file():
             raise TrainingError(f"{run_dir} is not a training run (no config.json)")
@@ -147,13 +168,15 @@ def run(args: argparse.Namespace) -> int:
         cfg.base_encoder = args.encoder
     if cfg.recipe != "sonar-finetune":
         raise TrainingError(f"evaluate scores SONAR encoders (recipe sonar-finetune), not {cfg.recipe!r} runs")
-    out = Path(args.out or (args.run or "eval"))
+    out = Path(args.out or (args.run or (system.path.parent if system else "eval")))
     manifest = Path(args.manifest)
+    signhiera = system.signhiera if system else args.signhiera
+    detector = args.detector or (system.detector if system else None) or "cnn"
     if args.features:
         manifest = features_manifest_from_videos(manifest, Path(args.features), out)
-    elif args.signhiera:
-        manifest = features_manifest_by_extraction(manifest, Path(args.signhiera), out / f"features_{args.split_name}",
-                                                   args.detector, args.extract_workers, cfg.device)
+    elif signhiera:
+        manifest = features_manifest_by_extraction(manifest, Path(signhiera), out / f"features_{args.split_name}",
+                                                   detector, args.extract_workers, cfg.device)
     dataset = FeaturesDataset(manifest, cfg.max_samples)
     device = pick_device(cfg.device)
     recipe = get_recipe(cfg.recipe)
@@ -161,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     scores = evaluate_split(recipe, model, dataset, cfg, device)
     rows = scores.pop("rows")
     results = {"split": args.split_name, "manifest": str(manifest), "encoder": cfg.base_encoder,
+               **({"signhiera": str(signhiera)} if signhiera else {}),
                "samples": len(rows), "decoding": cfg.to_dict()["decoding"], **scores,
                "collapse": collapse_figures(rows)}
     predictions = out / f"{args.split_name}_predictions.jsonl"
