@@ -7,6 +7,7 @@ The adapted SignHieras here come from real, short signhiera-finetune runs (the T
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -18,7 +19,13 @@ import torch
 
 from slt.data.crop_cache import build_crop_cache
 from slt.engine import TranslationEngine
-from slt.errors import CheckpointError, ModelUnavailableError, SystemFileError
+from slt.errors import (
+    CheckpointError,
+    InvalidArgumentError,
+    ModelUnavailableError,
+    PathNotAllowedError,
+    SystemFileError,
+)
 from slt.models import (
     SignHiera,
     SignHieraConfig,
@@ -35,7 +42,7 @@ from slt.video import PreprocessConfig, preprocess_video
 from slt.video.config import fit_preprocess_to_model
 from tests.helpers.process import REPO_ROOT, child_env
 from tests.helpers.text import TINY_LANGS
-from tests.helpers.video import astronaut_video, make_face_video
+from tests.helpers.video import SAMPLES, astronaut_video, make_face_video
 
 SIGNHIERA = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
 
@@ -321,3 +328,104 @@ def test_evaluate_scores_a_system_on_its_own_signhieras_features(demo_bundle_dir
     both = run_cli("evaluate", "--system", str(demo_system), "--manifest", str(manifest), "--signhiera",
                    str(demo_system / "signhiera.pt"), demo_dir=demo_bundle_dir)
     assert both.returncode == 1 and "drop --signhiera/--features" in both.stderr
+
+
+def test_compare_tab_puts_zero_shot_next_to_a_system(demo_bundle_dir, demo_system, tmp_path):
+    """The Compare handlers without the UI: the runs folder's system is offered, the pair is flagged before and after
+    the run, the clip goes through both SignHieras once each, and the model info names each entry's SignHiera."""
+    import html
+
+    from slt.ui.compare_tab import (
+        compare_choices,
+        compare_on_clip,
+        compare_on_split,
+        pair_notice,
+        signhiera_by_entry,
+        system_choices,
+        use_encoder,
+    )
+    from slt.ui.settings import AppSettings
+    from slt.ui.split_eval import SplitPredictor, evaluation_splits
+    from slt.ui.state import AppState
+
+    settings = AppSettings(model_set="demo", device="cpu", runs_dir=demo_system.parent, demo_dir=demo_bundle_dir)
+    state = AppState(settings)
+    state.loader.start()
+    engine = state.loader.wait(timeout=300)
+    assert system_choices(settings) == ["system:two-stage"]
+    assert compare_choices(settings, engine) == ["zero-shot", "fine-tuned", "system:two-stage"]
+    assert "Features cannot be shared" in pair_notice(state, "zero-shot", "system:two-stage")
+    assert "computed once and shared" in pair_notice(state, "zero-shot", "fine-tuned")
+
+    label = use_encoder(state, engine, "system:two-stage")
+    base_calls, own_calls = count_clip_passes(engine.signhiera), count_clip_passes(engine.signhiera_for(label))
+    clip = SAMPLES / "instructional_2.webm"
+    body, preview, timings = asyncio.run(compare_on_clip(state, str(clip), "zero-shot", "system:two-stage",
+                                                         "eng_Latn", "session"))
+    n_clips = len(engine.extract(clip, preprocess=state.preprocess_config(engine)).preprocessed.paddings)
+    assert (base_calls[0], own_calls[0]) == (n_clips, n_clips)
+    assert "Features cannot be shared" in body and "<b>system:two-stage</b> runs its own SignHiera" in body
+    assert "goes through the video model twice" in body and preview is not None
+    assert {"preprocess", "signhiera", "signhiera:system:two-stage"} <= {row[0] for row in timings}
+    expected = engine.translate(clip, ["eng_Latn"], encoders=["zero-shot", label],
+                                preprocess=state.preprocess_config(engine))
+    for name in ("zero-shot", label):
+        assert html.escape(expected.translations[name]["eng_Latn"]) in body
+    shared, _, timings = asyncio.run(compare_on_clip(state, str(clip), "zero-shot", "fine-tuned", "eng_Latn", "s"))
+    assert "computed once and shared" in shared and "cannot be shared" not in shared
+    assert not any(row[0].startswith("signhiera:") for row in timings)
+    assert signhiera_by_entry(settings, engine) == {"zero-shot": "model set", "fine-tuned": "model set",
+                                                    "system:two-stage": "two-stage/signhiera.pt"}
+    split = next(iter(evaluation_splits("demo", demo_bundle_dir)))
+    with pytest.raises(InvalidArgumentError, match="runs its own SignHiera.*evaluate --system"):
+        compare_on_split(state, SplitPredictor(), split, "zero-shot", "system:two-stage")
+
+
+def test_system_paths_follow_the_security_rules(demo_bundle_dir, demo_system, tmp_path):
+    from slt.ui.compare_tab import pick_system
+    from slt.ui.settings import AppSettings
+
+    runs = demo_system.parent
+    exposed = AppSettings(model_set="demo", runs_dir=runs, demo_dir=demo_bundle_dir, public=True)
+    assert pick_system(exposed, "system:two-stage").encoder == demo_system / "encoder.pt"  # listed: anyone
+    for typed in (str(demo_system), "two-stage", "system:../two-stage", str(demo_system / "system.json")):
+        with pytest.raises(PathNotAllowedError, match="needs the admin token"):
+            pick_system(exposed, typed)
+    with_token = AppSettings(model_set="demo", runs_dir=runs, demo_dir=demo_bundle_dir, public=True,
+                             admin_token="secret")
+    with pytest.raises(PathNotAllowedError, match="needs the admin token"):
+        pick_system(with_token, str(demo_system), token="wrong")
+    assert pick_system(with_token, str(demo_system), token="secret").name == "two-stage"
+    local = AppSettings(model_set="demo", runs_dir=runs, demo_dir=demo_bundle_dir)  # the machine's own user
+    assert pick_system(local, "two-stage").signhiera == demo_system / "signhiera.pt"
+    with pytest.raises(SystemFileError, match="has no system.json"):
+        pick_system(local, str(tmp_path))
+    # A listed system whose checkpoints lie outside what the app may read is refused, for everyone.
+    other_runs = tmp_path / "runs"
+    (other_runs / "outside").mkdir(parents=True)
+    write_system(other_runs / "outside", signhiera=str(demo_system / "signhiera.pt"),
+                 encoder=str(demo_system / "encoder.pt"))
+    fenced = AppSettings(model_set="demo", runs_dir=other_runs, demo_dir=demo_bundle_dir, public=True)
+    with pytest.raises(PathNotAllowedError, match="outside the directories this app may read"):
+        pick_system(fenced, "system:outside")
+
+
+def test_app_api_offers_and_runs_the_system(demo_bundle_dir, demo_system):
+    """Through the launched app: model_info names each entry's SignHiera and the systems; /compare_clip runs one."""
+    from gradio_client import Client, handle_file
+
+    from tests.helpers.app import app_settings, free_port, launched_app
+
+    with launched_app(app_settings(demo_bundle_dir, demo_system.parent, free_port(), max_clip_seconds=10,
+                                   max_upload_mb=5)) as (url, _state):
+        client = Client(url, verbose=False)
+        info = client.predict(api_name="/model_info")
+        assert info["systems"] == ["system:two-stage"]
+        # (the process's engine is shared: an earlier test may have added the system already)
+        assert (info["signhiera"]["zero-shot"], info["signhiera"]["fine-tuned"]) == ("model set", "model set")
+        body, _, timings = client.predict(handle_file(str(SAMPLES / "instructional_1.webm")), "zero-shot",
+                                          "system:two-stage", "eng_Latn", api_name="/compare_clip")
+        assert "Features cannot be shared" in body
+        assert "signhiera:system:two-stage" in [row[0] for row in timings["data"]]
+        info = client.predict(api_name="/model_info")
+        assert info["signhiera"]["system:two-stage"] == "two-stage/signhiera.pt"

@@ -30,13 +30,14 @@ def model_status_updates(state: AppState) -> dict:
         line += DEMO_NOTICE
     names = engine.encoder_names
     second = names[1] if len(names) > 1 else names[0]
+    compare = compare_tab.compare_choices(state.settings, engine)  # plus the runs folder's trained systems
     languages = language_choices(engine.languages)
     default_language = "eng_Latn" if "eng_Latn" in engine.languages else engine.languages[0]
     splits = list(evaluation_splits(engine.model_set.name, state.settings.demo_dir))
     return {
         "status": line, "timer": gr.Timer(active=False),
         "translate_encoder": gr.update(choices=names, value=names[0]),
-        "encoder_a": gr.update(choices=names, value=names[0]), "encoder_b": gr.update(choices=names, value=second),
+        "encoder_a": gr.update(choices=compare, value=names[0]), "encoder_b": gr.update(choices=compare, value=second),
         "split_a": gr.update(choices=names, value=names[0]), "split_b": gr.update(choices=names, value=second),
         "translate_languages": gr.update(choices=languages, value=[default_language]),
         "compare_language": gr.update(choices=languages, value=default_language),
@@ -76,12 +77,15 @@ def build_app(state: AppState) -> gr.Blocks:
         demo.load(model_status, None, outputs, api_visibility="private", queue=False, show_progress="hidden")
 
         def model_info() -> dict:
-            """What the app runs on: loader state and, when ready, the model set, encoders, languages, device."""
+            """What the app runs on: loader state and, when ready, the model set, encoders (and the SignHiera each
+            reads), the runs folder's trained systems, languages, device."""
             current = state.loader.status
             info = {"phase": current.phase, "message": current.message}
             if current.phase == "ready":
                 engine = state.loader.wait()
-                info.update(model_set=engine.model_set.name, encoders=engine.encoder_names, device=str(engine.device),
+                info.update(model_set=engine.model_set.name, encoders=engine.encoder_names,
+                            signhiera=compare_tab.signhiera_by_entry(state.settings, engine),
+                            systems=compare_tab.system_choices(state.settings), device=str(engine.device),
                             languages=engine.languages[:10], n_languages=len(engine.languages))
             return info
 

@@ -143,4 +143,5 @@ CSS = """
 .slt-del { color: #b91c1c; text-decoration: line-through; background: #fee2e2; }
 .slt-ins { color: #166534; text-decoration: none; background: #dcfce7; }
 .slt-translation { font-size: 1.25em; }
+.slt-not-shared { color: #92400e; background: #fef3c7; padding: 0.4em 0.6em; border-radius: 6px; margin-top: 0.5em; }
 """

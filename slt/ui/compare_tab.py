@@ -1,4 +1,10 @@
-"""Tab 2, Compare: two encoders on one clip (features computed once, word diff) or on a whole evaluation split."""
+"""Tab 2, Compare: two encoders on one clip (features computed once, word diff) or on a whole evaluation split.
+
+Besides the model set's encoders, a trained system can be picked: a two-stage (or stage-1) run of the runs folder
+with a ``system.json`` (listed as ``system:<run>``), or, for admins only, a typed path to such a run. A system reads
+its own SignHiera, so its features cannot be shared with an encoder of the set: the tab says so, and the clip goes
+through both video models (the timings show both passes).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,11 @@ import gradio as gr
 import pandas as pd
 
 from analysis import compare_systems, load_predictions, plot_buckets, plot_pairwise_scatter
-from slt.errors import Cancelled, InvalidArgumentError
+from slt.errors import Cancelled, InvalidArgumentError, PathNotAllowedError, SLTError
+from slt.modelset import SystemSpec, find_systems, read_system
 from slt.ui.common import diff_html, engine_progress, markdown_text, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
-from slt.ui.limits import check_allowed_path, check_frame_size, check_upload
+from slt.ui.limits import check_allowed_path, check_frame_size, check_upload, is_admin
 from slt.ui.settings import AppSettings, gradio_upload_dir
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
 from slt.ui.state import AppState
@@ -20,6 +27,101 @@ from slt.ui.translate_tab import session_of
 
 METRICS = ("bleu", "chrf", "rougeL", "wer", "length_ratio")
 SIGNIFICANCE_KEYS = {"bleu": "BLEU", "chrf": "chrF2"}  # how analysis.significance names the tested metrics
+
+
+SYSTEM_PREFIX = "system:"
+NOT_SHARED = ("features cannot be shared: this system runs its own SignHiera, so the clip goes through the video "
+              "model twice")
+
+
+def system_choices(settings: AppSettings) -> list[str]:
+    """The runs folder's trained systems (runs with a system.json), as Compare choices: `system:<run>`."""
+    return [f"{SYSTEM_PREFIX}{name}" for name in find_systems(settings.runs_dir)]
+
+
+def compare_choices(settings: AppSettings, engine) -> list[str]:
+    """What the clip comparison offers: the model set's encoders, then the runs folder's systems."""
+    listed = system_choices(settings)
+    return [name for name in engine.encoder_names if name not in listed] + listed
+
+
+def pick_system(settings: AppSettings, name: str, token: str | None = None) -> SystemSpec | None:
+    """The system a Compare choice names, or None for a model-set encoder label.
+
+    `system:<run>` must be a system of the runs folder (whose checkpoints lie where the app may read); any other
+    value is a path to a run folder or system file, which only an admin may give (an exposed app takes no server
+    paths from visitors)."""
+    listed = find_systems(settings.runs_dir)
+    if name.startswith(SYSTEM_PREFIX) and name[len(SYSTEM_PREFIX):] in listed:
+        system = read_system(listed[name[len(SYSTEM_PREFIX):]])
+        for file in (system.signhiera, system.encoder):
+            check_allowed_path(file, settings)
+        return system
+    if not is_admin(token, settings):
+        raise PathNotAllowedError(f"{name!r} is neither an encoder of the model set nor a listed system; pick one "
+                                  "from the list (a path to a system needs the admin token)")
+    typed = name[len(SYSTEM_PREFIX):] if name.startswith(SYSTEM_PREFIX) else name
+    path = Path(typed.strip()).expanduser()
+    return read_system(path if path.is_absolute() else settings.runs_dir / path)
+
+
+def use_encoder(state: AppState, engine, name: str, token: str | None = None) -> str:
+    """The engine label of a Compare choice: a model-set encoder as it is; a system is added to the engine (once;
+    again when its files changed) under its choice name."""
+    name = (name or "").strip()
+    if name in engine.encoder_names and not name.startswith(SYSTEM_PREFIX):
+        return name
+    system = pick_system(state.settings, name, token)
+    label = name if name.startswith(SYSTEM_PREFIX) else f"{SYSTEM_PREFIX}{name}"
+    model_set = engine.model_set
+    if (model_set.encoders.get(label), model_set.encoder_signhieras.get(label)) != (system.encoder, system.signhiera):
+        engine.add_system(label, system)
+    return label
+
+
+def pair_notice(state: AppState, name_a, name_b, token: str | None = None) -> str:
+    """What the tab says about a pair before it runs: both read one SignHiera (features shared), or not."""
+    if not name_a or not name_b or state.loader.status.phase != "ready":
+        return ""
+    engine = state.loader.wait()
+
+    def signhiera(name: str) -> str:
+        name = name.strip()
+        if name in engine.encoder_names and not name.startswith(SYSTEM_PREFIX):
+            return engine.signhiera_key(name)
+        return str(pick_system(state.settings, name, token).signhiera.resolve())
+
+    try:
+        shared = signhiera(name_a) == signhiera(name_b)
+    except SLTError:  # an unknown or refused choice: running the comparison says why
+        return ""
+    if shared:
+        return "Both read the same SignHiera: the clip's features are computed once and shared."
+    return f"⚠️ **Features cannot be shared**: {NOT_SHARED.split(': ', 1)[1]}."
+
+
+def refresh_choices(state: AppState) -> tuple:
+    """The clip comparison's choices again (a run may have finished and written its system.json since)."""
+    if state.loader.status.phase != "ready":
+        return gr.update(), gr.update()
+    choices = compare_choices(state.settings, state.loader.wait())
+    return gr.update(choices=choices), gr.update(choices=choices)
+
+
+def signhiera_by_entry(settings: AppSettings, engine) -> dict[str, str]:
+    """Encoder label -> the SignHiera it reads: "model set", or its checkpoint relative to the runs folder (else the
+    file name on an exposed app, which shows no server paths)."""
+    runs = settings.runs_dir.resolve()
+    shown = {}
+    for label in engine.encoder_names:
+        described = engine.signhiera_description(label)
+        source = engine.model_set.signhiera_of(label)
+        if described != "model set" and isinstance(source, Path):
+            path = source.resolve()
+            described = (path.relative_to(runs).as_posix() if path.is_relative_to(runs)
+                         else path.name if settings.exposed else str(path))
+        shown[label] = described
+    return shown
 
 
 def metrics_table(report) -> pd.DataFrame:
@@ -67,10 +169,13 @@ def _no_progress(fraction, desc=None) -> None:
 
 
 async def compare_on_clip(state: AppState, video_path, name_a, name_b, lang, session: str,
-                          progress: gr.Progress | None = None) -> tuple:
-    """The same clip through two encoders, features extracted once and shared: (translations and word diff HTML,
-    crop preview, timings rows). A cancel returns the "Cancelled" outputs instead of an error."""
+                          progress: gr.Progress | None = None, token: str | None = None) -> tuple:
+    """The same clip through two encoders or systems: (translations, word diff and SignHiera notice HTML, crop
+    preview, timings rows). Features are extracted once and shared when both read the same SignHiera; a system with
+    its own SignHiera costs a second SignHiera pass, which the notice and the timings show. A cancel returns the
+    "Cancelled" outputs instead of an error."""
     settings = state.settings
+    name_a, name_b = (name_a or "").strip(), (name_b or "").strip()
     if not name_a or not name_b or name_a == name_b:
         raise InvalidArgumentError("pick two different encoders to compare")
     path = check_upload(video_path, settings)
@@ -78,11 +183,12 @@ async def compare_on_clip(state: AppState, video_path, name_a, name_b, lang, ses
     lang = lang or "eng_Latn"
     cancel = state.cancel_flag(session)
     report = progress if progress is not None else _no_progress  # (a gr.Progress is falsy)
+    labels: list[str] = []
 
     def work():
         engine = state.engine(progress=engine_progress(report))
-        return engine.translate_batch([path], [lang], encoders=[name_a, name_b],
-                                      preprocess=state.preprocess_config(engine),
+        labels.extend(use_encoder(state, engine, name, token) for name in (name_a, name_b))
+        return engine.translate_batch([path], [lang], encoders=labels, preprocess=state.preprocess_config(engine),
                                       progress=lambda stage, f: report(f, desc=stage), cancel=cancel)[0]
 
     try:
@@ -91,12 +197,28 @@ async def compare_on_clip(state: AppState, video_path, name_a, name_b, lang, ses
         return "<div class='slt-cancelled'><b>Cancelled.</b></div>", None, []
     finally:
         state.release_flag(session, cancel)
-    text_a, text_b = result.translations[name_a][lang], result.translations[name_b][lang]
+    label_a, label_b = labels
+    text_a, text_b = result.translations[label_a][lang], result.translations[label_b][lang]
     body = "".join(f"<div class='slt-translation'><b>{html.escape(name)}</b>: "
                    f"<span class='slt-text'>{html.escape(text)}</span></div>"
-                   for name, text in ((name_a, text_a), (name_b, text_b)))
+                   for name, text in ((label_a, text_a), (label_b, text_b)))
     body += f"<div class='slt-diff'><b>diff A → B</b>: {diff_html(text_a, text_b)}</div>"
+    body += signhiera_notice(result, label_a, label_b)
     return body, result.preview, timings_rows(result.timings)
+
+
+def signhiera_notice(result, label_a: str, label_b: str) -> str:
+    """Whether the two read one SignHiera (features shared) or not (two video-model passes, with their times)."""
+    own = [label for label in (label_a, label_b) if result.signhiera.get(label) != "model set"]
+    if result.signhiera.get(label_a) == result.signhiera.get(label_b):
+        return ("<div class='slt-notice'>Both read the same SignHiera: the clip's features were computed once and "
+                "shared.</div>")
+    passes = ", ".join(f"{html.escape(stage)} {seconds:.2f} s" for stage, seconds in result.timings.items()
+                       if stage == "signhiera" or stage.startswith("signhiera:"))
+    who = " and ".join(f"<b>{html.escape(label)}</b>" for label in own)
+    return (f"<div class='slt-notice slt-not-shared'>⚠️ <b>Features cannot be shared</b>: {who} "
+            f"{'runs its' if len(own) == 1 else 'run their'} own SignHiera, so the clip goes through the video "
+            f"model twice (SignHiera passes: {passes}).</div>")
 
 
 def compare_on_split(state: AppState, predictor: SplitPredictor, split_label, name_a, name_b,
@@ -106,6 +228,12 @@ def compare_on_split(state: AppState, predictor: SplitPredictor, split_label, na
         raise InvalidArgumentError("pick two different encoders to compare")
     report = progress if progress is not None else _no_progress
     engine = state.engine(progress=engine_progress(report))
+    for name in (name_a, name_b):
+        if name.startswith(SYSTEM_PREFIX) or name not in engine.encoder_names:
+            raise InvalidArgumentError(
+                f"{name!r} is not an encoder of the model set: a trained system runs its own SignHiera, and this "
+                "split's features come from the set's. Score it with `python -m slt evaluate --system RUN` and "
+                "compare its predictions file below")
     splits = evaluation_splits(engine.model_set.name, state.settings.demo_dir)
     if split_label not in splits:
         raise InvalidArgumentError(
@@ -141,13 +269,21 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                                  webcam_options=gr.WebcamOptions(mirror=False), height=280)
                 with gr.Row():
                     encoder_a = gr.Dropdown(choices=[], label="Encoder A (baseline)", allow_custom_value=True)
-                    encoder_b = gr.Dropdown(choices=[], label="Encoder B", allow_custom_value=True)
+                    encoder_b = gr.Dropdown(choices=[], label="Encoder B or a trained system",
+                                            allow_custom_value=True,
+                                            info="system:<run> = a run with a system.json (two-stage or stage 1): "
+                                                 "its encoder with its own SignHiera")
+                    refresh = gr.Button("↻ systems", scale=0, min_width=90)
+                admin_token = gr.Textbox(label="Admin token (only to type a path to a system outside the list)",
+                                         type="password", visible=settings.admin_token is not None)
+                pair_info = gr.Markdown(elem_classes=["slt-pair-notice"])
                 language = gr.Dropdown(choices=language_choices(["eng_Latn"]), value="eng_Latn", label="Language")
                 run_clip = gr.Button("Compare on this clip", variant="primary")
             with gr.Column():
                 clip_result = gr.HTML(value="<em>Both translations and their word diff appear here.</em>")
                 clip_preview = gr.Image(label="Crop the model sees", type="numpy", interactive=False)
-                clip_timings = gr.Dataframe(headers=["stage", "seconds"], label="Timings (features computed once)",
+                clip_timings = gr.Dataframe(headers=["stage", "seconds"],
+                                            label="Timings (one SignHiera pass per distinct SignHiera)",
                                             interactive=False)
     with gr.Tab("Evaluation split"):
         gr.Markdown("Both encoders over a held-out split of the model set (from its pre-extracted features), or two "
@@ -175,12 +311,24 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                                 label="Where each system wins", interactive=False, wrap=True)
 
     @user_errors
-    async def compare_clip(video_path, name_a, name_b, lang, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
-        """The same clip through two encoders: features are extracted once and shared."""
-        return await compare_on_clip(state, video_path, name_a, name_b, lang, session_of(request), progress)
+    async def compare_clip(video_path, name_a, name_b, lang, token: str | None = None, request: gr.Request = None,
+                           progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+        """The same clip through two encoders or systems: features are shared when both read one SignHiera (the
+        token is optional: only an admin's path to a system outside the list needs it)."""
+        return await compare_on_clip(state, video_path, name_a, name_b, lang, session_of(request), progress, token)
 
-    run_clip.click(compare_clip, [video, encoder_a, encoder_b, language], [clip_result, clip_preview, clip_timings],
-                   api_name="compare_clip", concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
+    run_clip.click(compare_clip, [video, encoder_a, encoder_b, language, admin_token],
+                   [clip_result, clip_preview, clip_timings], api_name="compare_clip",
+                   concurrency_limit=settings.gpu_concurrency, concurrency_id="gpu")
+
+    def describe_pair(name_a, name_b, token):
+        return pair_notice(state, name_a, name_b, token)
+
+    for box in (encoder_a, encoder_b):
+        box.change(describe_pair, [encoder_a, encoder_b, admin_token], pair_info, api_visibility="private",
+                   concurrency_id="light", concurrency_limit=8, show_progress="hidden")
+    refresh.click(lambda: refresh_choices(state), None, [encoder_a, encoder_b], api_visibility="private",
+                  concurrency_id="light", concurrency_limit=8)
 
     @user_errors
     def compare_split(split_label, name_a, name_b, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
