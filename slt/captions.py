@@ -153,7 +153,10 @@ class CaptionStream:
         if self.encoder not in engine.model_set.encoders:
             raise ModelUnavailableError(
                 f"unknown encoder '{self.encoder}'; this model set has: {', '.join(engine.encoder_names)}")
-        self.config = fit_preprocess_to_model(preprocess or engine.preprocess_config, engine.signhiera.config)
+        # The encoder's SignHiera: the set's, or its own for a trained system (model-set entry with a SignHiera).
+        self._signhiera = engine.signhiera_key(self.encoder)
+        self.config = fit_preprocess_to_model(preprocess or engine.preprocess_config,
+                                              engine.signhiera_model(self._signhiera).config)
         self.segmentation = segmentation or SegmentationConfig()
         self.decoding = decoding
         self.keep_features = keep_features
@@ -218,7 +221,8 @@ class CaptionStream:
             part = windows[first:first + batch]
             clock = time.perf_counter()
             clips = build_clips(self._crops, part, self.config.mean, self.config.std)  # [b, 3, T, H, W]
-            features = self.engine.clip_features(clips, [clip_padding(w) for w in part])  # [b, T/2, D]
+            features = self.engine.clip_features(clips, [clip_padding(w) for w in part],
+                                                 signhiera=self._signhiera)  # [b, T/2, D]
             self.seconds["signhiera"] += time.perf_counter() - clock
             self.clips_run += len(part)
             for window, row in zip(part, features, strict=True):

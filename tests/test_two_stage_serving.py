@@ -429,3 +429,20 @@ def test_app_api_offers_and_runs_the_system(demo_bundle_dir, demo_system):
         assert "signhiera:system:two-stage" in [row[0] for row in timings["data"]]
         info = client.predict(api_name="/model_info")
         assert info["signhiera"]["system:two-stage"] == "two-stage/signhiera.pt"
+
+
+def test_captions_of_a_system_read_its_own_signhiera(tiny):
+    from slt.captions import caption_video
+
+    engine = TranslationEngine(tiny["set"], device="cpu")
+    engine.add_system("two-stage", read_system(tiny["run"]))
+    base_calls, own_calls = count_clip_passes(engine.signhiera), count_clip_passes(engine.signhiera_for("two-stage"))
+    result = caption_video(engine, tiny["video"], TINY_LANGS[:1], encoder="two-stage")
+    assert result.captions and own_calls[0] > 0 and base_calls[0] == 0
+
+
+def test_captions_cli_takes_a_system(demo_bundle_dir, demo_system):
+    out = run_cli("captions", str(SAMPLES / "instructional_1.webm"), "--model-set", "demo", "--encoder",
+                  str(demo_system), "--json", demo_dir=demo_bundle_dir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout)["encoder"] == "two-stage"

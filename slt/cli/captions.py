@@ -43,7 +43,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-set", choices=MODEL_SETS, default="auto",
                         help="official (Meta's release), demo (offline), auto (official if reachable)")
     parser.add_argument("--encoder", default=None, metavar="NAME|PATH",
-                        help="encoder label of the model set or a fine-tuned checkpoint (default: the set's first)")
+                        help="encoder label of the model set, a fine-tuned checkpoint, or a trained system (a run "
+                             "folder with a system.json: its own SignHiera reads the frames) (default: the set's "
+                             "first)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto",
                         help="auto (fp32 on CPU, bf16/fp16 on CUDA), float32, float16, bfloat16")
@@ -66,10 +68,10 @@ def engine_from_args(args: argparse.Namespace):
     engine = TranslationEngine(model_set, device=args.device, dtype=args.dtype,
                                decoder_backend=getattr(args, "decoder_backend", None))
     encoder = args.encoder
-    if encoder is not None and encoder not in model_set.encoders:  # a checkpoint path: label it by its file name
-        label = Path(encoder).stem
-        engine.add_encoder(label, encoder)
-        encoder = label
+    if encoder is not None:  # a set label, a checkpoint path (labelled by its file name), or a trained system
+        from slt.cli.translate import add_requested_encoders
+
+        encoder = add_requested_encoders(engine, [encoder])[0][0]
     preprocess = replace(default_preprocess(args.detector or model_set.detector, engine.device),
                          center_crop_fallback=getattr(args, "center_crop_fallback", False))
     return engine, encoder, preprocess
