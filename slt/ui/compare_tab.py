@@ -27,8 +27,6 @@ from slt.ui.translate_tab import session_of
 
 METRICS = ("bleu", "chrf", "rougeL", "wer", "length_ratio")
 SIGNIFICANCE_KEYS = {"bleu": "BLEU", "chrf": "chrF2"}  # how analysis.significance names the tested metrics
-
-
 SYSTEM_PREFIX = "system:"
 NOT_SHARED = ("features cannot be shared: this system runs its own SignHiera, so the clip goes through the video "
               "model twice")
@@ -45,8 +43,8 @@ def compare_choices(settings: AppSettings, engine) -> list[str]:
     return [name for name in engine.encoder_names if name not in listed] + listed
 
 
-def pick_system(settings: AppSettings, name: str, token: str | None = None) -> SystemSpec | None:
-    """The system a Compare choice names, or None for a model-set encoder label.
+def pick_system(settings: AppSettings, name: str, token: str | None = None) -> SystemSpec:
+    """The system a Compare choice (other than a model-set encoder label) names.
 
     `system:<run>` must be a system of the runs folder (whose checkpoints lie where the app may read); any other
     value is a path to a run folder or system file, which only an admin may give (an exposed app takes no server
