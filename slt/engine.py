@@ -265,9 +265,9 @@ class TranslationEngine:
         """Features of several videos from each of several SignHieras (identities, see signhiera_key).
 
         Cached (video, SignHiera) pairs are reused; every other video is preprocessed once (per preprocessing
-        setting the SignHieras need: normally one) and its clips go through each SignHiera that lacks it, in shared
-        batches of `clip_batch_size` (clips of short videos fill a GPU batch together). Memory holds one video's
-        uint8 crops at a time plus one batch of float clips per SignHiera.
+        setting the SignHieras need: normally one) and its clips go through each SignHiera whose features it lacks
+        (and only those), in shared batches of `clip_batch_size` (clips of short videos fill a GPU batch together).
+        Memory holds one video's uint8 crops at a time plus one batch of float clips.
 
         `cancel` is checked between stages and before every decoded frame (TranslationCancelled); `progress` gets
         the fraction of the videos' preprocessing done."""
@@ -296,11 +296,11 @@ class TranslationEngine:
                     pending.append((position, video, missing))
             if not pending:
                 continue
-            needed = [key for key in group if any(key in missing for _, _, missing in pending)]
-            extracted = self._run_signhiera([(p, v) for p, v, _ in pending], config, needed, cancel, progress)
+            extracted = self._run_signhiera([(v, list(missing)) for _, v, missing in pending], config, cancel,
+                                            progress)
             for index, (position, _video, missing) in enumerate(pending):
                 for key, cache_key in missing.items():
-                    features = extracted[key][index]
+                    features = extracted[index][key]
                     results[key][position] = features
                     if cache_key is not None:
                         with self._cache_lock:
@@ -312,27 +312,34 @@ class TranslationEngine:
     def _timing_name(self, key: str) -> str:
         return self._signhiera_source(key)[1]
 
-    def _run_signhiera(self, pending, config, keys, cancel, progress=None) -> dict[str, list[VideoFeatures]]:
-        """Preprocess each pending (position, video) once and run its clips through every SignHiera in `keys`."""
-        outputs = {key: [[] for _ in pending] for key in keys}
+    def _run_signhiera(self, pending, config, cancel, progress=None) -> list[dict[str, VideoFeatures]]:
+        """Preprocess each pending (video, SignHiera keys) once and run its clips through each of its SignHieras.
+        Returns, per pending video, {key: features}."""
+        keys = list(dict.fromkeys(key for _, needed in pending for key in needed))
+        outputs = [{key: [] for key in needed} for _, needed in pending]
         metadata, timings = [], []
         batch: list[tuple[int, torch.Tensor, int]] = []  # (owner, clip [1,3,T,H,W], padding)
         signhiera_seconds = dict.fromkeys(keys, 0.0)
+        clips_through = dict.fromkeys(keys, 0)
 
         def flush() -> None:
-            clips, paddings = torch.cat([clip for _, clip, _ in batch]), [padding for _, _, padding in batch]
             for key in keys:
+                rows = [(owner, clip, padding) for owner, clip, padding in batch if key in outputs[owner]]
+                if not rows:
+                    continue
                 start = time.perf_counter()
-                features = self.clip_features(clips, paddings, signhiera=key)
-                for (owner, _, _), row in zip(batch, features):
-                    outputs[key][owner].append(row)
+                features = self.clip_features(torch.cat([clip for _, clip, _ in rows]),
+                                              [padding for _, _, padding in rows], signhiera=key)
+                for (owner, _, _), row in zip(rows, features):
+                    outputs[owner][key].append(row)
                 signhiera_seconds[key] += time.perf_counter() - start
+                clips_through[key] += len(rows)
             batch.clear()
 
         _check_cancel(cancel)
         # Sampled frames of all pending videos share face-detector batches on this engine's device; crops stay
         # uint8 and clips are normalised per batch. `cancel` is checked before every decoded frame.
-        videos = preprocess_videos([video for _, video in pending], config, materialize=False, device=self.device,
+        videos = preprocess_videos([video for video, _ in pending], config, materialize=False, device=self.device,
                                    should_stop=cancel.is_set if cancel is not None else None, progress=progress)
         try:
             for pre in videos:
@@ -349,16 +356,15 @@ class TranslationEngine:
             raise TranslationCancelled(f"translation cancelled ({stopped})") from stopped
         if batch:
             flush()
-        total_clips = sum(pre.n_clips for pre in metadata)
-        results: dict[str, list[VideoFeatures]] = {key: [] for key in keys}
-        for key in keys:
-            name = self._timing_name(key)
-            for owner, pre in enumerate(metadata):
+        results: list[dict[str, VideoFeatures]] = []
+        for owner, pre in enumerate(metadata):
+            results.append({})
+            for key, rows in outputs[owner].items():
                 # Batches are shared between videos: each video gets its clips' share of the SignHiera time.
-                seconds = signhiera_seconds[key] * pre.n_clips / total_clips
-                features = join_clip_features(torch.stack(outputs[key][owner]), pre.paddings)
-                results[key].append(VideoFeatures(str(pending[owner][1]), features, pre,
-                                                  {**timings[owner], name: seconds}))
+                seconds = signhiera_seconds[key] * pre.n_clips / max(clips_through[key], 1)
+                features = join_clip_features(torch.stack(rows), pre.paddings)
+                results[owner][key] = VideoFeatures(str(pending[owner][0]), features, pre,
+                                                    {**timings[owner], self._timing_name(key): seconds})
         return results
 
     def clip_features(self, clips: torch.Tensor, paddings: Sequence[int], signhiera: str | None = None) -> torch.Tensor:

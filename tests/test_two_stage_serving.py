@@ -446,3 +446,21 @@ def test_captions_cli_takes_a_system(demo_bundle_dir, demo_system):
                   str(demo_system), "--json", demo_dir=demo_bundle_dir)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout)["encoder"] == "two-stage"
+
+
+def test_partly_cached_batch_runs_each_signhiera_only_where_missing(tiny):
+    """Two videos in shared batches, one with the set's features cached: each (video, SignHiera) runs once."""
+    engine = TranslationEngine(tiny["set"], device="cpu", clip_batch_size=4)
+    engine.add_system("two-stage", read_system(tiny["run"]))
+    first, second = tiny["root"] / "v1.mp4", tiny["root"] / "v2.mp4"
+    base_calls, own_calls = count_clip_passes(engine.signhiera), count_clip_passes(engine.signhiera_for("two-stage"))
+    engine.translate(first, TINY_LANGS[:1], encoders=["zero-shot"])
+    n_first = base_calls[0]
+    together = engine.translate_batch([first, second], TINY_LANGS[:1], encoders=["zero-shot", "two-stage"])
+    n_second = len(engine.extract(second).preprocessed.paddings)
+    assert base_calls[0] == n_first + n_second and own_calls[0] == n_first + n_second
+    alone = TranslationEngine(tiny["set"], device="cpu")
+    alone.add_system("two-stage", read_system(tiny["run"]))
+    for video, batched in zip((first, second), together):
+        assert batched.translations == alone.translate(video, TINY_LANGS[:1],
+                                                       encoders=["zero-shot", "two-stage"]).translations
