@@ -272,7 +272,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                                             info="system:<run> = a run with a system.json (two-stage or stage 1): "
                                                  "its encoder with its own SignHiera")
                     refresh = gr.Button("↻ systems", scale=0, min_width=90)
-                admin_token = gr.Textbox(label="Admin token (only to type a path to a system outside the list)",
+                admin_token = gr.Textbox(label="Token for a typed system path (SLT_ADMIN_TOKEN; not for the list)",
                                          type="password", visible=settings.admin_token is not None)
                 pair_info = gr.Markdown(elem_classes=["slt-pair-notice"])
                 language = gr.Dropdown(choices=language_choices(["eng_Latn"]), value="eng_Latn", label="Language")
