@@ -464,3 +464,28 @@ def test_partly_cached_batch_runs_each_signhiera_only_where_missing(tiny):
     for video, batched in zip((first, second), together):
         assert batched.translations == alone.translate(video, TINY_LANGS[:1],
                                                        encoders=["zero-shot", "two-stage"]).translations
+
+
+def test_compare_tab_shows_the_notice_in_a_browser(demo_bundle_dir, demo_system, tmp_path):
+    """In the real page: picking the system next to zero-shot shows the notice before anything runs."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.helpers.app import app_settings, free_port, launched_app
+    from tests.test_app_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with launched_app(app_settings(demo_bundle_dir, demo_system.parent, free_port())) as (url, _state), \
+            sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.goto(url)
+            expect(page.locator("#slt-model-status")).to_contain_text("ready", timeout=120_000)
+            page.get_by_role("tab", name="Compare").click()
+            page.get_by_label("Encoder B or a trained system", exact=True).click()
+            page.get_by_role("option", name="system:two-stage", exact=True).click()
+            expect(page.get_by_text("Features cannot be shared")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("so the clip goes through the video model twice")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "compare_system.png"))
+            print(f"screenshot: {tmp_path / 'compare_system.png'}")
+        finally:
+            browser.close()

@@ -269,8 +269,7 @@ def build(state: AppState, predictor: SplitPredictor) -> dict[str, gr.components
                     encoder_a = gr.Dropdown(choices=[], label="Encoder A (baseline)", allow_custom_value=True)
                     encoder_b = gr.Dropdown(choices=[], label="Encoder B or a trained system",
                                             allow_custom_value=True,
-                                            info="system:<run> = a run with a system.json (two-stage or stage 1): "
-                                                 "its encoder with its own SignHiera")
+                                            info="system:<run>: a trained run's encoder + its own SignHiera")
                     refresh = gr.Button("↻ systems", scale=0, min_width=90)
                 admin_token = gr.Textbox(label="Token for a typed system path (SLT_ADMIN_TOKEN; not for the list)",
                                          type="password", visible=settings.admin_token is not None)
