@@ -292,6 +292,11 @@ def test_cli_puts_zero_shot_next_to_the_two_stage_system(demo_bundle_dir, demo_s
     assert f"[encoder] {demo_system / 'signhiera.pt'}" in out.stdout
     assert "features cannot be shared: the clip went through 2 SignHieras" in out.stdout
     assert "signhiera:encoder" in out.stdout and "[zero-shot] model set" in out.stdout
+    alone = run_cli("translate", str(video), "--model-set", "demo", "--encoder", str(demo_system),
+                    demo_dir=demo_bundle_dir)
+    assert alone.returncode == 0, alone.stderr
+    assert "(one SignHiera, features shared)" in alone.stdout and "signhiera:two-stage" in alone.stdout
+    assert "[zero-shot]" not in alone.stdout
     # Errors: one line naming the file, no traceback.
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "system.json").write_text('{"format": 7, "signhiera": "a.pt", "encoder": "b.pt"}')

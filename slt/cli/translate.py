@@ -103,10 +103,12 @@ def run(args: argparse.Namespace) -> int:
         for label, by_lang in result.translations.items():
             for lang, text in by_lang.items():
                 print(f"   [{label}] {lang}: {text}")
-        own = {label: source for label, source in result.signhiera.items() if source != "model set"}
-        if own:
-            print("   SignHiera: " + "; ".join(f"[{label}] {result.signhiera[label]}" for label in result.signhiera)
-                  + f" (features cannot be shared: the clip went through {1 + len(set(own.values()))} SignHieras)")
+        distinct = len(set(result.signhiera.values()))
+        if distinct > 1 or any(source != "model set" for source in result.signhiera.values()):
+            shared = (f"features cannot be shared: the clip went through {distinct} SignHieras" if distinct > 1
+                      else "one SignHiera, features shared")
+            print("   SignHiera: " + "; ".join(f"[{label}] {source}" for label, source in result.signhiera.items())
+                  + f" ({shared})")
         print("   timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()))
     return 0
 
