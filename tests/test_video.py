@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import tracemalloc
@@ -20,7 +21,7 @@ from slt.errors import (
     VideoTooLongError,
     VideoTooShortError,
 )
-from slt.video import PreprocessConfig, join_clip_features, preprocess_video, probe_video
+from slt.video import PreprocessConfig, join_clip_features, preprocess_video, preprocess_videos, probe_video
 from slt.video.clips import clip_frame_indices, clip_padding, crop_square
 from slt.video.decode import iter_frames
 from slt.video.detect import _load_detector, cnn_model_path, detect_faces, downscale, get_detector
@@ -134,6 +135,8 @@ def test_bad_config_is_rejected():
         PreprocessConfig(min_face_fraction=1.5)
     with pytest.raises(PreprocessConfigError, match="max_duration_s"):
         PreprocessConfig(max_duration_s=-3)
+    with pytest.raises(PreprocessConfigError, match="frame_buffer_mb must be an integer >= 0, got -1"):
+        PreprocessConfig(frame_buffer_mb=-1)
 
 
 # ------------------------------------------------------------------ detection
@@ -224,23 +227,52 @@ def test_normalisation_and_black_padding(videos, astro_result):
     assert crop_square(blue, (0, 0, 50, 50), 224)[..., 2].min() == 255
 
 
-def test_full_resolution_frames_are_never_accumulated(tmp_path):
-    """A 1280x720 video of 48 frames is 133 MB decoded; preprocessing it must stay at a few frames' worth."""
-    video, face = astronaut_video(tmp_path / "hd.mp4", n_frames=48, size=(1280, 720), patch_size=420, at=(400, 60))
-    frame_bytes = 1280 * 720 * 3
+def _peak_traced(fn):
     tracemalloc.start()  # numpy (and OpenCV's numpy-backed frames) report their buffers to tracemalloc
     try:
-        r = preprocess_video(video, HOG)
-        _, peak = tracemalloc.get_traced_memory()
-        print(f"\npeak traced memory preprocessing 1280x720x48: {peak / 1e6:.1f} MB "
-              f"(full video {48 * frame_bytes / 1e6:.0f} MB)")
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert r.faces_found == 3 and contains(r.box, face)
-    assert len(set(r.clip_indices[0])) == 25  # 0, 2, ..., 46 and the last frame 47
-    # Peak: a couple of full frames in flight plus 25 crops of 224x224 (3.8 MB); the torch clip tensor is not
-    # counted by tracemalloc (its size is fixed by the contract, not by the source resolution).
-    assert peak < 6 * frame_bytes, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_full_resolution_frames_are_kept_only_within_the_frame_buffer(tmp_path):
+    """A 1280x720 video of 48 frames is 133 MB decoded. The scan keeps the 25 frames the clips sample (69 MB) when
+    they fit `frame_buffer_mb` (one decode), else nothing (a second decode: a few frames in flight); the crops
+    are the same either way, also for two videos sharing one budget."""
+    video, face = astronaut_video(tmp_path / "hd.mp4", n_frames=48, size=(1280, 720), patch_size=420, at=(400, 60))
+    frame_bytes = 1280 * 720 * 3
+    runs = {}
+    for budget_mb in (512, 20, 0):
+        config = dataclasses.replace(HOG, frame_buffer_mb=budget_mb)
+        runs[budget_mb] = _peak_traced(lambda c=config: preprocess_video(video, c, materialize=False))
+        print(f"\nframe_buffer_mb={budget_mb}: {runs[budget_mb][0].decode_passes} decode pass(es), peak traced "
+              f"memory {runs[budget_mb][1] / 1e6:.1f} MB (full video {48 * frame_bytes / 1e6:.0f} MB)")
+    (once, once_peak), (over, over_peak), (twice, twice_peak) = runs[512], runs[20], runs[0]
+    assert (once.decode_passes, over.decode_passes, twice.decode_passes) == (1, 2, 2)
+    assert once.faces_found == 3 and contains(once.box, face)
+    assert len(set(once.clip_indices[0])) == 25  # 0, 2, ..., 46 and the last frame 47
+    for other in (over, twice):
+        assert other.box == once.box and other.clip_indices == once.clip_indices
+        assert other.crops.keys() == once.crops.keys()
+        assert all(np.array_equal(other.crops[i], once.crops[i]) for i in once.crops)
+        assert np.array_equal(other.preview, once.preview)
+    # Streaming: a couple of full frames in flight plus 25 crops of 224x224 (3.8 MB).
+    assert twice_peak < 6 * frame_bytes, f"peak {twice_peak / 1e6:.0f} MB"
+    assert over_peak < 20 * 2**20 + 6 * frame_bytes, f"peak {over_peak / 1e6:.0f} MB over a 20 MB buffer"
+    assert once_peak < 25 * frame_bytes + 6 * frame_bytes, f"peak {once_peak / 1e6:.0f} MB"
+    assert once_peak > 25 * frame_bytes, "the 25 sampled frames were kept"
+
+    # Two videos, a budget for one: the first is decoded once; both crop exactly as alone.
+    other_video, _ = astronaut_video(tmp_path / "hd2.mp4", n_frames=48, size=(1280, 720), patch_size=400,
+                                     at=(300, 80))
+    alone = preprocess_video(other_video, HOG, materialize=False)
+    both = list(preprocess_videos([video, other_video], dataclasses.replace(HOG, frame_buffer_mb=100),
+                                  materialize=False))
+    assert both[0].decode_passes == 1
+    for got, want in zip(both, (once, alone), strict=True):
+        assert got.box == want.box and got.crops.keys() == want.crops.keys()
+        assert all(np.array_equal(got.crops[i], want.crops[i]) for i in want.crops)
 
 
 def test_two_faces_pick_the_moving_one(videos):

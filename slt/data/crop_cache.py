@@ -77,8 +77,9 @@ class CachedVideo:
 
 
 def cache_config(preprocess: PreprocessConfig) -> dict:
-    """What a cache is built with; a resume or a reader expecting other settings is refused."""
-    return {"format_version": FORMAT_VERSION, "preprocess": dataclasses.asdict(preprocess)}
+    """What a cache is built with; a resume or a reader expecting other settings is refused. Settings that do not
+    change the crops (how much memory the scan may use) are left out."""
+    return {"format_version": FORMAT_VERSION, "preprocess": preprocess.output_settings()}
 
 
 def video_record(video: PreprocessedVideo) -> dict:

@@ -66,7 +66,7 @@ def extraction_config(checkpoint: Path, preprocess: Any, feature_dim: int) -> di
         "signhiera": {"path": str(checkpoint.resolve()), "sha256": file_sha256(checkpoint),
                       "size": checkpoint.stat().st_size},
         "feature_dim": feature_dim,
-        "preprocess": dataclasses.asdict(preprocess),
+        "preprocess": preprocess.output_settings(),
     }
 
 

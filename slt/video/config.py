@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from slt.errors import PreprocessConfigError
 from slt.video.detect import DETECTORS
@@ -35,6 +35,9 @@ class PreprocessConfig:
     min_frames: int = 8  # fewer decodable frames -> VideoTooShortError
     preview_frames: int = 6  # crops shown in the preview strip
     preview_tile: int = 112  # preview strip height in pixels
+    # Full-resolution frames the face scan may keep for cropping, in MB for one preprocessing call: when a video's
+    # sampled frames fit (a 10-s 720p clip needs ~350 MB), it is decoded once instead of twice. 0: always twice.
+    frame_buffer_mb: int = 512
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -46,6 +49,10 @@ class PreprocessConfig:
                 f"PreprocessConfig.detect_max_side must be a positive integer or None, got {self.detect_max_side!r}.")
         positive = ("detect_every", "clip_frames", "sampling_rate", "stride", "size",
                     "min_frames", "preview_tile")
+        if not isinstance(self.frame_buffer_mb, int) or isinstance(self.frame_buffer_mb, bool) \
+                or self.frame_buffer_mb < 0:
+            raise PreprocessConfigError(
+                f"PreprocessConfig.frame_buffer_mb must be an integer >= 0, got {self.frame_buffer_mb!r}.")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -63,6 +70,13 @@ class PreprocessConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise PreprocessConfigError(f"PreprocessConfig.{name} must be positive or None, got {value!r}.")
+
+    def output_settings(self) -> dict:
+        """The settings that decide the crops (what extracted features and crop caches record and compare on
+        reuse): all but the scan's memory budget, which changes only how often the video is decoded."""
+        settings = asdict(self)
+        del settings["frame_buffer_mb"]
+        return settings
 
 
 def fit_preprocess_to_model(config: PreprocessConfig, model_config) -> PreprocessConfig:

@@ -1,8 +1,9 @@
-"""preprocess_video: file -> normalised 128-frame clips of the signer, in two streaming decode passes.
+"""preprocess_video: file -> normalised 128-frame clips of the signer, in one or two streaming decode passes.
 
 Pass 1 (scan.py) detects faces on every 16th frame at reduced size (decoding in a reader thread overlaps batched
-detection); the signer box is chosen from those; pass 2 decodes again and keeps only the frames the clips sample,
-already cropped to 224x224 uint8.
+detection) and keeps the full frames the clips will sample while they fit the frame buffer
+(`PreprocessConfig.frame_buffer_mb`); the signer box is chosen from the faces; the kept frames are cropped to
+224x224 uint8. Pass 2 (a second decode, keeping only the crops) runs only for videos whose frames did not fit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_
 from slt.video.config import PreprocessConfig
 from slt.video.decode import VideoInfo, has_frame, iter_frames, probe_video
 from slt.video.preview import frame_with_box, make_preview, pick_preview_indices
-from slt.video.scan import ScanJob, ScanResult, scan_videos
+from slt.video.scan import FrameBuffer, ScanJob, ScanResult, scan_videos
 from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_face_box, make_square
 
 
@@ -47,6 +48,7 @@ class PreprocessedVideo:
     crops: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # source index -> uint8 RGB crop
     mean: float = 0.45
     std: float = 0.225
+    decode_passes: int = 2  # 1 when the scan kept the sampled frames (they fitted config.frame_buffer_mb)
 
     @property
     def n_clips(self) -> int:
@@ -106,14 +108,19 @@ def preprocess_videos(paths: Sequence[str | Path], config: PreprocessConfig | No
         jobs.append(job)
         infos.append(info)
     report = _Progress(progress, [info.reported_frames for info in infos])
+    buffer = FrameBuffer(config.frame_buffer_mb * 2**20)
     scans = scan_videos(jobs, detector=config.detector, detect_every=config.detect_every,
                         detect_max_side=config.detect_max_side, upsample=config.upsample, device=device,
-                        should_stop=should_stop, progress=report.scanned if progress else None)
+                        should_stop=should_stop, progress=report.scanned if progress else None, buffer=buffer)
     try:
         for position, (path, info, scan) in enumerate(zip(paths, infos, scans, strict=True)):
             crop_started = time.perf_counter()
-            video = _finish(path, info, scan, config, materialize, should_stop,
-                            (lambda f, k=position: report.cropped(k, f)) if progress else None)
+            try:
+                video = _finish(path, info, scan, config, materialize, should_stop,
+                                (lambda f, k=position: report.cropped(k, f)) if progress else None)
+            finally:  # the next videos' frames may use the room
+                buffer.give_back(scan.frames)
+                scan.frames = None
             # Pass 1 of all videos ran together: each gets its own decode/detect share plus its own pass 2.
             own = scan.decode_s + scan.detect_s + scan.motion_s + time.perf_counter() - crop_started
             video.timings["total"] = time.perf_counter() - started if len(paths) == 1 else own
@@ -156,7 +163,22 @@ def _scan_job(path: Path, config: PreprocessConfig) -> tuple[ScanJob, VideoInfo]
                 f"The video {path} lasts {info.reported_frames / info.fps:.1f} s, longer than the limit of "
                 f"{config.max_duration_s:g} s; trim it or raise max_duration_s."
             )
-    return ScanJob(path, max_frames, config.max_duration_s, info.fps), info
+    return ScanJob(path, max_frames, config.max_duration_s, info.fps, _frames_to_keep(info, max_frames, config)), info
+
+
+def _frames_to_keep(info: VideoInfo, max_frames: int | None, config: PreprocessConfig) -> frozenset[int]:
+    """The frames the clips can sample, for the scan to keep: the clip positions do not depend on the video's
+    length (only the clamping of the last clip does, to the last frame, which the scan keeps anyway), so the
+    indices for the container's claimed length (plus 2 s, the limit if lower) cover every shorter truth. A video
+    longer than its container says misses frames here: it is cropped by a second decode instead."""
+    if config.frame_buffer_mb == 0:
+        return frozenset()
+    bound = info.reported_frames + int(2 * info.fps) + 1
+    if max_frames is not None:
+        bound = min(bound, max_frames)
+    indices = clip_frame_indices(bound, info.fps, config.clip_frames, config.sampling_rate, config.target_fps,
+                                 config.stride)
+    return frozenset(np.concatenate(indices).tolist()) if indices else frozenset()
 
 
 
@@ -168,7 +190,16 @@ def _finish(path: Path, info: VideoInfo, scan: ScanResult, config: PreprocessCon
     clip_indices = clip_frame_indices(scan.n_frames, info.fps, config.clip_frames, config.sampling_rate,
                                       config.target_fps, config.stride)
     t0 = time.perf_counter()
-    crops, first = _crop_needed_frames(path, box, clip_indices, config, should_stop, progress)
+    needed = set(np.concatenate(clip_indices).tolist())
+    if scan.frames is not None and needed <= scan.frames.keys():  # pass 1 kept them: no second decode
+        crops = {i: crop_square(scan.frames[i], box, config.size) for i in sorted(needed)}
+        first = frame_with_box(scan.frames[0], box, config.preview_tile)
+        if progress is not None:
+            progress(1.0)
+        decode_passes = 1
+    else:
+        crops, first = _crop_needed_frames(path, box, clip_indices, config, should_stop, progress)
+        decode_passes = 2
     timings["crop"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     clips = build_clips(crops, clip_indices, config.mean, config.std) if materialize else None
@@ -190,6 +221,7 @@ def _finish(path: Path, info: VideoInfo, scan: ScanResult, config: PreprocessCon
         crops={} if materialize else crops,
         mean=config.mean,
         std=config.std,
+        decode_passes=decode_passes,
     )
 
 

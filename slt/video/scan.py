@@ -42,6 +42,9 @@ class ScanResult:
     height: int
     sampled: list[int] = field(default_factory=list)  # indices of the frames that went through detection
     faces: list[list[Detection]] = field(default_factory=list)  # one list per sampled frame
+    # Full-resolution BGR frames the reader kept for cropping (ScanJob.keep), so pass 2 need not decode again;
+    # None when the job kept none or the frame buffer's budget ran out (then pass 2 decodes).
+    frames: dict[int, np.ndarray] | None = field(default=None, repr=False)
     decode_s: float = 0.0  # reader thread: decoding + downscaling (overlaps detection)
     detect_s: float = 0.0  # this video's share of the batched detector calls
     motion_s: float = 0.0
@@ -54,12 +57,17 @@ class ScanResult:
 
 @dataclass(frozen=True)
 class ScanJob:
-    """One video to scan; `max_frames` stops it with VideoTooLongError once it proves longer than that."""
+    """One video to scan; `max_frames` stops it with VideoTooLongError once it proves longer than that.
+
+    `keep`: indices of frames to keep at full resolution for cropping (the frames the clips may sample); the
+    last decoded frame is kept as well (clips past the end repeat it). Kept only while the scan's frame buffer
+    has room (`scan_videos(buffer=...)`)."""
 
     path: Path
     max_frames: int | None = None
     max_duration_s: float | None = None
     fps: float = 25.0
+    keep: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -87,6 +95,28 @@ class _End:
     height: int = 0
     decode_s: float = 0.0
     error: BaseException | None = None
+    frames: dict[int, np.ndarray] | None = None
+
+
+class FrameBuffer:
+    """The byte budget shared by the frames all jobs of one scan keep (reader thread) and give back (consumer,
+    once a video is cropped). A video whose frames do not fit keeps none: its crops are decoded again."""
+
+    def __init__(self, budget: int):
+        self.free = budget
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> bool:
+        with self._lock:
+            if nbytes > self.free:
+                return False
+            self.free -= nbytes
+            return True
+
+    def give_back(self, frames: dict[int, np.ndarray] | None) -> None:
+        if frames:
+            with self._lock:
+                self.free += sum(frame.nbytes for frame in frames.values())
 
 
 class _Stopped(Exception):
@@ -126,18 +156,22 @@ def scan_video(
 
 def scan_videos(jobs: Sequence[ScanJob], *, detector: str, detect_every: int, detect_max_side: int | None,
                 upsample: int, device=None, should_stop: Callable[[], bool] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Iterator[ScanResult]:
+                progress: Callable[[int, int], None] | None = None,
+                buffer: FrameBuffer | None = None) -> Iterator[ScanResult]:
     """Scan several videos with one reader thread and shared detector batches; yields one ScanResult per job, in
     order, each as soon as it is complete. A video that fails raises its error when its turn comes (the reader
     stops there). `should_stop` is asked by the reader before every frame and here before each detector batch
     (Cancelled: frames already queued are not detected); `progress(job, frames)`
-    is called here (the caller's thread) after each detected frame with that video's frames decoded so far."""
+    is called here (the caller's thread) after each detected frame with that video's frames decoded so far.
+    `buffer`: the byte budget for the frames the jobs `keep` (None: keep nothing); the caller gives a video's
+    frames back to it once it has cropped them."""
     detect = get_detector(detector, device)
     kind = "cuda" if detector == "cnn" and device_name(device).startswith("cuda") else "cpu"
     budget = BATCH_PIXELS[kind]
     items: queue.Queue = queue.Queue(maxsize=64)
     stop = threading.Event()
-    reader = threading.Thread(target=_read_jobs, args=(jobs, detect_every, detect_max_side, items, stop, should_stop),
+    reader = threading.Thread(target=_read_jobs, args=(jobs, detect_every, detect_max_side, items, stop, should_stop,
+                                    buffer or FrameBuffer(0)),
                               name="slt-video-reader", daemon=True)
     started = time.perf_counter()
     reader.start()
@@ -177,6 +211,7 @@ def scan_videos(jobs: Sequence[ScanJob], *, detector: str, detect_every: int, de
                 result = results[next_out]
                 result.n_frames, result.width, result.height = end.n_frames, end.width, end.height
                 result.decode_s = end.decode_s
+                result.frames = end.frames
                 result.wall_s = time.perf_counter() - started
                 yield result
                 next_out += 1
@@ -212,7 +247,8 @@ def _detect_batch(batch: list[_Sample], detect, upsample: int, results: list[Sca
 
 
 def _read_jobs(jobs: Sequence[ScanJob], detect_every: int, detect_max_side: int | None,
-               items: queue.Queue, stop: threading.Event, should_stop: Callable[[], bool] | None) -> None:
+               items: queue.Queue, stop: threading.Event, should_stop: Callable[[], bool] | None,
+               buffer: FrameBuffer) -> None:
     """Reader thread: decode each video in turn, hand over sampled frames (with their successor's grey copy)."""
 
     def put(item) -> None:
@@ -227,7 +263,7 @@ def _read_jobs(jobs: Sequence[ScanJob], detect_every: int, detect_max_side: int 
     try:
         for position, job in enumerate(jobs):
             try:
-                end = _read_one(position, job, detect_every, detect_max_side, put, should_stop)
+                end = _read_one(position, job, detect_every, detect_max_side, put, should_stop, buffer)
             except _Stopped:
                 raise
             except Exception as error:  # handed to the consumer, which raises it in the video's turn
@@ -239,9 +275,13 @@ def _read_jobs(jobs: Sequence[ScanJob], detect_every: int, detect_max_side: int 
 
 
 def _read_one(position: int, job: ScanJob, detect_every: int, detect_max_side: int | None, put,
-              should_stop: Callable[[], bool] | None) -> _End:
+              should_stop: Callable[[], bool] | None, buffer: FrameBuffer) -> _End:
     end = _End(position)
     waiting: _Sample | None = None  # a sampled frame waiting for its successor's grey copy
+    # Frames kept for cropping (no copies: OpenCV hands out a new array per frame). `last` is the newest frame,
+    # kept apart: the clips repeat the video's last frame, which is only known once decoding ends.
+    kept: dict[int, np.ndarray] | None = {} if job.keep else None
+    last: tuple[int, np.ndarray] | None = None
     limit = None if job.max_frames is None else job.max_frames + 1  # one extra frame shows the limit was crossed
     clock = time.perf_counter()
     for index, frame in iter_frames(job.path, max_frames=limit, should_stop=should_stop):
@@ -253,6 +293,14 @@ def _read_one(position: int, job: ScanJob, detect_every: int, detect_max_side: i
         end.n_frames = index + 1
         if index == 0:
             end.height, end.width = frame.shape[:2]
+        if kept is not None:
+            if index in job.keep:
+                if buffer.take(frame.nbytes):
+                    kept[index] = frame
+                else:  # over budget: keep nothing of this video (pass 2 decodes its crops)
+                    buffer.give_back(kept)
+                    kept = None
+            last = (index, frame)
         sampled = index % detect_every == 0
         if waiting is None and not sampled:
             continue
@@ -270,4 +318,11 @@ def _read_one(position: int, job: ScanJob, detect_every: int, detect_max_side: i
     end.decode_s += time.perf_counter() - clock
     if waiting is not None:
         put(waiting)
+    if kept is not None and last is not None and last[0] not in kept:
+        if buffer.take(last[1].nbytes):
+            kept[last[0]] = last[1]
+        else:
+            buffer.give_back(kept)
+            kept = None
+    end.frames = kept
     return end
