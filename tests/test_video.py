@@ -25,7 +25,7 @@ from slt.video import PreprocessConfig, join_clip_features, preprocess_video, pr
 from slt.video.clips import clip_frame_indices, clip_padding, crop_square
 from slt.video.decode import iter_frames
 from slt.video.detect import _load_detector, cnn_model_path, detect_faces, downscale, get_detector
-from slt.video.scan import scan_video
+from slt.video.scan import FrameBuffer, ScanJob, scan_video, scan_videos
 from slt.video.signer_box import Detection, choose_face_box, expand_face_box, iou, link_tubes, make_square
 from tests.helpers.video import (
     ASTRONAUT_FACE,
@@ -273,6 +273,33 @@ def test_full_resolution_frames_are_kept_only_within_the_frame_buffer(tmp_path):
     for got, want in zip(both, (once, alone), strict=True):
         assert got.box == want.box and got.crops.keys() == want.crops.keys()
         assert all(np.array_equal(got.crops[i], want.crops[i]) for i in want.crops)
+
+
+def test_scan_keeps_the_frames_asked_for_until_its_budget_runs_out(tmp_path):
+    """The reader keeps the `keep` frames (and the last one) unchanged; over budget it keeps none and gives the
+    room back."""
+    video, _ = astronaut_video(tmp_path / "a.mp4", n_frames=21)
+    decoded = dict(iter_frames(video))
+    frame_bytes = decoded[0].nbytes
+    keep = frozenset(range(0, 21, 4))
+
+    def scan(buffer):
+        return next(scan_videos([ScanJob(video, keep=keep)], detector="hog", detect_every=8, detect_max_side=None,
+                                upsample=0, buffer=buffer))
+
+    roomy = FrameBuffer(100 * frame_bytes)
+    kept = scan(roomy).frames
+    assert sorted(kept) == [0, 4, 8, 12, 16, 20] and all(np.array_equal(kept[i], decoded[i]) for i in kept)
+    assert roomy.free == 94 * frame_bytes
+    roomy.give_back(kept)
+    assert roomy.free == 100 * frame_bytes
+    tight = FrameBuffer(3 * frame_bytes)
+    assert scan(tight).frames is None and tight.free == 3 * frame_bytes
+    assert scan(None).frames is None  # no buffer: nothing kept
+    # The last decoded frame is kept too (clips past the end repeat it), also when it is not asked for.
+    last = next(scan_videos([ScanJob(video, keep=frozenset({0, 4}))], detector="hog", detect_every=8,
+                            detect_max_side=None, upsample=0, buffer=FrameBuffer(10 * frame_bytes)))
+    assert sorted(last.frames) == [0, 4, 20]
 
 
 def test_two_faces_pick_the_moving_one(videos):

@@ -170,7 +170,8 @@ def _frames_to_keep(info: VideoInfo, max_frames: int | None, config: PreprocessC
     """The frames the clips can sample, for the scan to keep: the clip positions do not depend on the video's
     length (only the clamping of the last clip does, to the last frame, which the scan keeps anyway), so the
     indices for the container's claimed length (plus 2 s, the limit if lower) cover every shorter truth. A video
-    longer than its container says misses frames here: it is cropped by a second decode instead."""
+    longer than its container says misses frames here: it is cropped by a second decode instead, as is one whose
+    frames would not fit the buffer."""
     if config.frame_buffer_mb == 0:
         return frozenset()
     bound = info.reported_frames + int(2 * info.fps) + 1
@@ -178,7 +179,11 @@ def _frames_to_keep(info: VideoInfo, max_frames: int | None, config: PreprocessC
         bound = min(bound, max_frames)
     indices = clip_frame_indices(bound, info.fps, config.clip_frames, config.sampling_rate, config.target_fps,
                                  config.stride)
-    return frozenset(np.concatenate(indices).tolist()) if indices else frozenset()
+    keep = frozenset(np.concatenate(indices).tolist()) if indices else frozenset()
+    expected = sum(1 for i in keep if i < info.reported_frames) + 1  # + the last frame
+    if expected * info.width * info.height * 3 > config.frame_buffer_mb * 2**20:
+        return frozenset()  # a long video would fill the buffer only to drop it: decode twice from the start
+    return keep
 
 
 
