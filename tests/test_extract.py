@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from slt.data.features import read_features_manifest
 from slt.data.safe_ids import safe_id
 from slt.errors import FeatureExtractionError
 from slt.models import SignHiera, SignHieraConfig, load_signhiera, save_model_checkpoint
-from slt.video import join_clip_features, preprocess_video
+from slt.video import default_preprocess, fit_preprocess_to_model, join_clip_features, preprocess_video
 from tests.helpers.process import REPO_ROOT, VENV_BIN, VENV_LIB, child_env
 from tests.helpers.video import make_broken_video, make_face_video
 
@@ -188,3 +189,15 @@ def test_cli_reports_bad_input_clearly(corpus: Path, tmp_path: Path, capsys) -> 
     missing = ["--signhiera", str(tmp_path / "missing.pt")]
     assert main(["extract-features", *manifest, "--out", str(tmp_path / "o"), *missing]) == 1
     assert "missing.pt" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_preprocessing_is_the_engines_for_the_device(corpus: Path) -> None:
+    """Features made for training must match what the engine computes at inference on the same device: on CUDA
+    the CNN detects at full resolution (and, without workers, on the GPU), on a CPU on 512-px copies."""
+    model = load_signhiera(corpus / "signhiera.pt", "cpu")
+    cnn = ExtractOptions(signhiera=corpus / "signhiera.pt", detector="cnn", detect_every=8)
+    for device in ("cpu", torch.device("cuda")):  # a config only: no CUDA needed to compute it
+        engine = fit_preprocess_to_model(default_preprocess("cnn", device), model.config)
+        assert preprocess_config_for(model, cnn, device) == dataclasses.replace(engine, detect_every=8)
+    assert preprocess_config_for(model, cnn, torch.device("cuda")).detect_max_side is None
+    assert preprocess_config_for(model, cnn).detect_max_side == 512

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from slt.errors import DeviceError, FeatureExtractionError
 from slt.models import SignHiera, load_signhiera
 from slt.modelset import OFFICIAL_SIGNHIERA, demo_dir, official_model_set, read_demo_bundle
 from slt.runtime import DistInfo, barrier, cleanup_distributed, pick_device, setup_distributed
-from slt.video import PreprocessConfig, fit_preprocess_to_model, join_clip_features
+from slt.video import PreprocessConfig, default_preprocess, fit_preprocess_to_model, join_clip_features
 
 
 @dataclass
@@ -79,11 +79,13 @@ class ExtractSummary:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
 
-def preprocess_config_for(model: SignHiera, options: ExtractOptions) -> PreprocessConfig:
-    """Preprocessing that feeds this model, fitted exactly as the translation engine fits it (so features made
-    for training match those seen at inference): the model's clip length and image size, 50 % clip overlap."""
-    chosen = PreprocessConfig(detector=options.detector, detect_every=options.detect_every,
-                              center_crop_fallback=options.center_crop_fallback, max_duration_s=options.max_duration_s)
+def preprocess_config_for(model: SignHiera, options: ExtractOptions, device=None) -> PreprocessConfig:
+    """Preprocessing that feeds this model, fitted exactly as the translation engine fits it on `device` (so
+    features made for training match those seen at inference there): the detector's settings for the device (the
+    CNN at full resolution on CUDA, on 512-px copies elsewhere), the model's clip length and image size, 50 % clip
+    overlap."""
+    chosen = replace(default_preprocess(options.detector, device or "cpu"), detect_every=options.detect_every,
+                     center_crop_fallback=options.center_crop_fallback, max_duration_s=options.max_duration_s)
     return fit_preprocess_to_model(chosen, model.config)
 
 
@@ -143,7 +145,7 @@ def _extract(manifest_path: Path, out_dir: Path, options: ExtractOptions, device
         raise FeatureExtractionError(f"no usable rows in {manifest_path}:\n{manifest.report.summary()}")
     _check_unique_files(manifest)
     model = load_signhiera(options.signhiera, device)
-    preprocess = preprocess_config_for(model, options)
+    preprocess = preprocess_config_for(model, options, device)
     feats_dir = out_dir / "feats"
     _prepare_out_dir(out_dir, extraction_config(Path(options.signhiera), preprocess, model.config.feature_dim), info)
 
@@ -206,7 +208,8 @@ def _extract_pending(todo: list[tuple[int, ManifestRow]], model: SignHiera, prep
     rows = dict(todo)
     written = 0
     failed: list[Failure] = []
-    for prepared in prepared_stream([(i, row.video_path) for i, row in todo], preprocess, options.workers):
+    for prepared in prepared_stream([(i, row.video_path) for i, row in todo], preprocess, options.workers,
+                                    device=device):
         row = rows[prepared.index]
         if prepared.video is not None:
             try:
@@ -256,7 +259,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="centre crop instead of failing a clip where no signer is found")
     parser.add_argument("--max-duration", type=float, default=None, help="fail clips longer than this (seconds)")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per forward pass (within one video)")
-    parser.add_argument("--workers", type=int, default=2, help="preprocessing worker processes (0: none)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="preprocessing worker processes (0: in this process; on CUDA that runs the CNN face "
+                             "detector on the GPU, workers run it on their CPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--npy", action="store_true", help="also write <id>.npy next to each <id>.pt")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (fixed for "

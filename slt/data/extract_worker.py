@@ -29,9 +29,10 @@ class Prepared:
 class PreprocessDataset(Dataset):
     """Items: (manifest index, video path) -> Prepared. Errors are returned, not raised."""
 
-    def __init__(self, items: list[tuple[int, Path]], config: PreprocessConfig):
+    def __init__(self, items: list[tuple[int, Path]], config: PreprocessConfig, device=None):
         self.items = items
         self.config = config
+        self.device = device  # where the "cnn" face detector runs (None: the CPU)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -39,7 +40,7 @@ class PreprocessDataset(Dataset):
     def __getitem__(self, position: int) -> Prepared:
         index, path = self.items[position]
         try:
-            video = preprocess_video(path, self.config, materialize=False)
+            video = preprocess_video(path, self.config, materialize=False, device=self.device)
         except Exception as error:  # every failure is recorded per clip; the run goes on
             return Prepared(index, error_type=type(error).__name__, message=str(error) or repr(error))
         return Prepared(index, replace(video, preview=None), seconds=video.timings.get("total", 0.0))
@@ -54,10 +55,13 @@ def _single_thread_worker(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def prepared_stream(items: list[tuple[int, Path]], config: PreprocessConfig, workers: int) -> DataLoader:
-    """Iterate Prepared records in order; with workers > 0, up to 2 videos per worker are prepared ahead."""
+def prepared_stream(items: list[tuple[int, Path]], config: PreprocessConfig, workers: int,
+                    device=None) -> DataLoader:
+    """Iterate Prepared records in order; with workers > 0, up to 2 videos per worker are prepared ahead.
+    `device` is where the "cnn" face detector runs when there are no workers (the GPU on a CUDA machine: worker
+    processes cannot share the parent's CUDA context, so they detect on their CPU)."""
     return DataLoader(
-        PreprocessDataset(items, config),
+        PreprocessDataset(items, config, device if workers == 0 else None),
         batch_size=None,  # one video per item; clips are batched by the model loop, never across videos
         shuffle=False,
         num_workers=workers,
