@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                   f"detector (pass --detector {trained_with} to match it)", file=sys.stderr)
     # The settings for the detector on the engine's device (full-resolution CNN detection on CUDA), plus the flags.
     preprocess = replace(default_preprocess(detector, engine.device), center_crop_fallback=args.center_crop_fallback)
+    _load_in_background(engine, labels)
     results = engine.translate_batch(args.videos, args.lang, encoders=labels,
                                      decoding=decoding_from_args(args), preprocess=preprocess)
     if args.preview:
@@ -150,6 +152,26 @@ def _free_label(label: str, taken: list[str], engine: TranslationEngine, item: s
         raise InvalidArgumentError(f"--encoder {item} would be labelled '{label}', which is already taken (by the "
                                    "model set or another --encoder); rename the run folder or checkpoint file")
     return label
+
+
+def _load_in_background(engine: TranslationEngine, labels: list[str]) -> threading.Thread:
+    """Load the models (imports and weights: mostly one core) while the clips are decoded and their faces found
+    (the detector runs on the other cores): a one-shot command then waits for the slower of the two, not for both.
+    The engine's model lock makes the translation wait for a model still loading. A failure here is left for the
+    translation to meet again and report."""
+
+    def load() -> None:
+        try:
+            for label in labels:  # what this translation reads: each label's SignHiera and encoder, the decoder
+                engine.signhiera_for(label)
+                engine.encoder(label)
+            engine.decoder  # noqa: B018 - loading is the point
+        except Exception:  # reported by the translation, which loads the same model
+            pass
+
+    thread = threading.Thread(target=load, name="slt-model-loader", daemon=True)
+    thread.start()
+    return thread
 
 
 def _save_previews(results, target: Path) -> None:
