@@ -89,9 +89,14 @@ def run(args: argparse.Namespace) -> int:
                   f"detector (pass --detector {trained_with} to match it)", file=sys.stderr)
     # The settings for the detector on the engine's device (full-resolution CNN detection on CUDA), plus the flags.
     preprocess = replace(default_preprocess(detector, engine.device), center_crop_fallback=args.center_crop_fallback)
-    _load_in_background(engine, labels)
-    results = engine.translate_batch(args.videos, args.lang, encoders=labels,
-                                     decoding=decoding_from_args(args), preprocess=preprocess)
+    # A missing file fails at once, without loading anything (the translation names it).
+    loader = _load_in_background(engine, labels) if all(Path(v).is_file() for v in args.videos) else None
+    try:
+        results = engine.translate_batch(args.videos, args.lang, encoders=labels,
+                                         decoding=decoding_from_args(args), preprocess=preprocess)
+    finally:
+        if loader is not None:  # a thread still inside torch when the interpreter exits aborts the process
+            loader.join()
     if args.preview:
         _save_previews(results, args.preview)
     if args.json:
