@@ -114,7 +114,10 @@ class TranslationEngine:
     def shared(cls, model_set: ModelSet, device: str = "auto", **kwargs) -> TranslationEngine:
         """The process-wide engine for (model set, device, decoder backend): every caller gets the same loaded
         models. The caller resolves the set (slt.registry); the engine only loads what it is given."""
-        key = (model_set.name, str(pick_device(device)), kwargs.get("decoder_backend"))
+        # The backend as the engine will read it (None means $SLT_DECODER_BACKEND, else auto), so callers that
+        # name it and callers that leave it out share one engine.
+        backend = check_backend_name(kwargs.get("decoder_backend") or os.environ.get("SLT_DECODER_BACKEND", "auto"))
+        key = (model_set.name, str(pick_device(device)), backend)
         with cls._shared_lock:
             if key not in cls._shared:
                 cls._shared[key] = cls(model_set, device=device, **kwargs)

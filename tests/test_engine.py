@@ -227,3 +227,16 @@ def test_clips_of_several_videos_share_signhiera_batches(tiny_set, face_clips):
     assert calls[0] == sum(n_clips) and max(batches) == 4 and len(batches) == -(-sum(n_clips) // 4)
     for item, clip in zip(together, face_clips):
         torch.testing.assert_close(item.features, one.extract(clip).features, atol=1e-5, rtol=1e-4)
+
+
+def test_shared_engine_is_one_per_set_device_and_backend(tiny_set, monkeypatch):
+    """Callers that leave the decoder backend out and callers that name the one it resolves to share one engine
+    (one copy of the models); another backend is another engine."""
+    monkeypatch.delenv("SLT_DECODER_BACKEND", raising=False)
+    monkeypatch.setattr(TranslationEngine, "_shared", {})
+    default = TranslationEngine.shared(tiny_set, device="cpu")
+    assert TranslationEngine.shared(tiny_set, device="cpu", decoder_backend="auto") is default
+    assert TranslationEngine.shared(tiny_set, device="cpu", decoder_backend="transformers") is not default
+    monkeypatch.setenv("SLT_DECODER_BACKEND", "transformers")
+    assert TranslationEngine.shared(tiny_set, device="cpu").decoder_backend == "transformers"
+    assert len(TranslationEngine._shared) == 2
