@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 
+import cv2
 import numpy as np
 import pytest
 import srt
@@ -44,7 +45,12 @@ from slt.video.segment import (
     MotionSegmenter,
     SegmentationConfig,
     boundary_errors,
+    global_shift,
+    grey_normalised,
+    motion_energy,
     pair_boundary_errors,
+    stabilized_energy,
+    thumbnail,
 )
 
 # The look of the demo set's domain B (a webcam-like plain room with sensor noise, slight shake and flicker).
@@ -87,10 +93,10 @@ def test_long_video_truth_matches_the_rendered_motion():
     assert all(0.76 <= g <= 1.84 for g in gaps), gaps
 
 
-@pytest.mark.parametrize("name, min_count_right", [("studio", 6), ("webcam", 6), ("instructional", 4)])
+@pytest.mark.parametrize("name, min_count_right", [("studio", 6), ("webcam", 6), ("instructional", 5)])
 def test_segmentation_finds_every_sentence(long_videos, name, min_count_right):
     """Clean and webcam-like videos: every sentence found. The textured, shaking, flickering "instructional"
-    preset is the hard case (noise energy close to slow signing): most videos right (bench: ~90 %)."""
+    preset is the hard case (slow signing changes the crop little): nearly all videos right (bench: 93-97 %)."""
     errors, right = [], 0
     for row in long_videos[name]:
         truth = [(s["start_s"], s["end_s"]) for s in row["segments"]]
@@ -99,6 +105,46 @@ def test_segmentation_finds_every_sentence(long_videos, name, min_count_right):
         errors += pair_boundary_errors(predicted, truth)
     assert right >= min_count_right, (name, right)
     assert np.mean(errors) <= MEAN_ERROR_LIMIT_S, np.mean(errors)
+
+
+def _textured_scene(shift: tuple[float, float], hand_at: int | None = None) -> np.ndarray:
+    """A 256x256 textured frame moved by `shift` (camera shake), a hand-sized bright square drawn on the scene
+    (moves with the camera), cut as a signer crop whose box leaves the frame at the right (black border) -> 128x128
+    uint8 RGB (the box as crop_square pads it)."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.uniform(40, 200, (256, 256)).astype(np.float32), (0, 0), 1.5)
+    if hand_at is not None:
+        texture[120:150, hand_at:hand_at + 30] = 250.0
+    moved = cv2.warpAffine(texture, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (256, 256),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    crop = np.zeros((256, 256), np.float32)
+    crop[:, :200] = moved[:, 56:]  # box x 56..312: its last 56 columns are outside the frame (black)
+    grey = cv2.resize(np.clip(crop, 0, 255).astype(np.uint8), (128, 128), interpolation=cv2.INTER_AREA)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def test_stabilized_energy_ignores_camera_shake_but_not_a_moving_hand():
+    """Over a textured background a 1.5 px shake changes the plain thumbnail difference as much as a moving hand;
+    the stabilized energy removes the shake (the frame's black border stays still) and keeps the hand."""
+    still = _textured_scene((0.0, 0.0), hand_at=100)
+    shaken = _textured_scene((1.5, -1.2), hand_at=100)
+    hand_moved = _textured_scene((0.0, 0.0), hand_at=112)
+    hand_moved_and_shaken = _textured_scene((1.5, -1.2), hand_at=112)
+
+    def plain(a, b):
+        return motion_energy(thumbnail(a), thumbnail(b))
+
+    def stable(a, b):
+        return stabilized_energy(grey_normalised(a, 128), grey_normalised(b, 128))
+
+    dx, dy = global_shift(grey_normalised(still, 128), grey_normalised(shaken, 128))
+    assert dx == pytest.approx(0.75, abs=0.2) and dy == pytest.approx(-0.6, abs=0.2)  # half size: 128 of 256 px
+    assert stable(still, still) == 0.0
+    assert plain(still, shaken) > 0.5 * plain(still, hand_moved)  # the problem: shake looks like signing
+    assert stable(still, shaken) < 0.2 * stable(still, hand_moved)
+    assert stable(still, hand_moved_and_shaken) > 0.7 * stable(still, hand_moved)
+    gain = np.clip(still.astype(np.float32) * 1.04, 0, 255).astype(np.uint8)  # flicker
+    assert stable(still, gain) < 0.2 * stable(still, hand_moved)
 
 
 def test_boundary_errors_pairs_by_overlap():
@@ -126,7 +172,8 @@ def test_no_rest_falls_back_to_max_duration_cuts_and_fixed_windows(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [dict(method="pauses"), dict(min_rest_s=0), dict(min_duration_s=20.0),
-                                    dict(threshold=-1.0), dict(threshold_ratio=1.5), dict(lag=0)])
+                                    dict(threshold=-1.0), dict(threshold_ratio=1.5), dict(lag=0),
+                                    dict(align_size=16)])
 def test_bad_segmentation_settings_raise(kwargs):
     with pytest.raises(InvalidArgumentError):
         SegmentationConfig(**kwargs)

@@ -29,13 +29,16 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window", type=float, default=defaults.window_s, help="window length for --segment fixed (s)")
     group.add_argument("--threshold", type=float, default=None,
                        help="motion energy threshold (percent of mean brightness); default: adapts to the video")
+    group.add_argument("--no-stabilize", dest="stabilize", action="store_false",
+                       help="do not compensate camera shake in the motion energy (cheaper; for a camera on a tripod)")
 
 
 def segmentation_from_args(args: argparse.Namespace):
     from slt.video.segment import SegmentationConfig
 
     return SegmentationConfig(method=args.segment, min_rest_s=args.min_rest, min_duration_s=args.min_duration,
-                              max_duration_s=args.max_duration, window_s=args.window, threshold=args.threshold)
+                              max_duration_s=args.max_duration, window_s=args.window, threshold=args.threshold,
+                              stabilize=args.stabilize)
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,13 +8,20 @@ still for `min_rest_s`, when it reaches `max_duration_s` (then it is cut at its 
 third: a signer who never rests still gets captions every few seconds, which is the fixed-window fallback), or
 when the input ends. `method="fixed"` cuts plain windows of `window_s` instead.
 
-Energy (:func:`motion_energy`): each crop becomes a 16x16 grey thumbnail divided by its mean brightness (so a
-camera's global gain changes and flicker cancel out), and the energy is the mean absolute difference to the
-thumbnail `lag` samples earlier, in percent of the mean brightness. The coarse thumbnail averages camera noise
-away while a moving hand still changes several cells. The threshold between "moving" and "resting" adapts to
-the video: a low quantile of recent energies gives the resting level, a high one the signing level; the threshold
-sits `threshold_ratio` of the way between them, but at least `rest_factor` times the resting level (the
-energy of camera noise fluctuates in proportion to its mean) and never below `min_threshold`.
+Energy (:func:`stabilized_energy`, the default): each crop becomes a grey image of at most 128x128 divided by its
+mean brightness (so a camera's global gain changes and flicker cancel out) and is compared with the one `lag`
+samples earlier. Camera shake moves the whole picture, and over a textured background that changes the crop as
+much as slow signing does, so the global shift between the two is measured first (phase correlation, which
+follows what most of the picture does) and the change is measured per cell of a 16x16 grid twice: as the crops
+are (camera still) and after undoing the shift (camera moved). A cell keeps the smaller of the two: the
+background and torso are still under one of the explanations, only a moving hand changes under both. Averaging
+the signed change over a cell before taking its size averages pixel noise away while a moving hand still
+changes several cells. The energy is the mean over cells, in percent of the mean brightness. With
+`stabilize=False` the older, cheaper energy is used (:func:`motion_energy` of 16x16 thumbnails, no shake
+compensation). The threshold between "moving" and "resting" adapts to the video: a low quantile of recent
+energies gives the resting level, a high one the signing level; the threshold sits `threshold_ratio` of the way
+between them, but at least `rest_factor` times the resting level (the energy of camera noise fluctuates in
+proportion to its mean) and never below `min_threshold`.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ class SegmentationConfig:
     adapt_window_s: float = 30.0  # the adaptive levels come from this much recent history
     thumb_size: int = 16
     lag: int = 2  # samples between the two compared thumbnails
+    stabilize: bool = True  # compensate camera shake (global shift between the compared crops; see the module doc)
+    align_size: int = 128  # with stabilize, crops are compared at most this large (pixels per side)
 
     def __post_init__(self) -> None:
         if self.method not in SEGMENT_METHODS:
@@ -65,6 +74,9 @@ class SegmentationConfig:
             raise InvalidArgumentError(f"SegmentationConfig.threshold must be positive or None, got {self.threshold!r}")
         if self.thumb_size < 4 or self.lag < 1:
             raise InvalidArgumentError("SegmentationConfig.thumb_size must be >= 4 and lag >= 1")
+        if self.align_size < 2 * self.thumb_size:
+            raise InvalidArgumentError(
+                f"SegmentationConfig.align_size must be >= 2 x thumb_size, got {self.align_size} and {self.thumb_size}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,48 @@ def motion_energy(earlier: np.ndarray, later: np.ndarray) -> float:
     return float(np.abs(later - earlier).mean())
 
 
+def grey_normalised(crop_rgb: np.ndarray, size: int) -> np.ndarray:
+    """The crop as a grey float image of at most size x size, scaled to mean 100 (global gain removed)."""
+    grey = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
+    if grey.shape[0] > size or grey.shape[1] > size:
+        grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
+    grey = grey.astype(np.float32)
+    return grey * (100.0 / max(float(grey.mean()), 1.0))
+
+
+_HANNING: dict[tuple[int, int], np.ndarray] = {}
+
+
+def global_shift(earlier: np.ndarray, later: np.ndarray) -> tuple[float, float]:
+    """The (dx, dy) in pixels that moves `earlier` onto `later`: phase correlation of the two grey images
+    (Hanning-windowed), which locks on what most of the picture does: the camera's shake, not a hand."""
+    shape = earlier.shape[:2]
+    window = _HANNING.get(shape)
+    if window is None:
+        window = _HANNING[shape] = cv2.createHanningWindow(shape[::-1], cv2.CV_32F)
+    # The windowed products are new arrays: this OpenCV's phaseCorrelate writes the window into its inputs.
+    (dx, dy), _ = cv2.phaseCorrelate(earlier * window, later * window)
+    return float(dx), float(dy)
+
+
+def stabilized_energy(earlier: np.ndarray, later: np.ndarray, cells: int = 16) -> float:
+    """Motion energy with camera shake removed, in percent of the mean brightness (grey_normalised inputs).
+
+    Two explanations of the change are tried per cell of a `cells` x `cells` grid: the camera stood still
+    (difference of the crops as they are) or the whole picture moved by the global shift (difference after
+    moving `earlier` by it). A cell counts only the smaller of the two mean differences: the textured background
+    is still once the shake is undone, the black border where the signer box leaves the frame and any overlay are
+    still without undoing it, and only a moving hand changes under both. Differences are averaged over each cell
+    before the absolute value, so pixel noise averages out as it does in a thumbnail."""
+    height, width = later.shape[:2]
+    dx, dy = global_shift(earlier, later)
+    moved = cv2.warpAffine(earlier, np.float32([[1, 0, dx], [0, 1, dy]]), (width, height), flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REFLECT)
+    still = cv2.resize(later - earlier, (cells, cells), interpolation=cv2.INTER_AREA)
+    shaken = cv2.resize(later - moved, (cells, cells), interpolation=cv2.INTER_AREA)
+    return float(np.minimum(np.abs(still), np.abs(shaken)).mean())
+
+
 class MotionSegmenter:
     """Online segmentation: :meth:`push` one sample (time, crop) at a time, get the segments it closes.
 
@@ -100,7 +154,7 @@ class MotionSegmenter:
 
     def __init__(self, config: SegmentationConfig = SegmentationConfig()):
         self.config = config
-        self._thumbs: deque[np.ndarray] = deque(maxlen=config.lag)
+        self._thumbs: deque[np.ndarray] = deque(maxlen=config.lag)  # the last `lag` grey images or thumbnails
         self._times: list[float] = []  # every sample's time (a float per sample: small even for hours)
         self._raw: list[float] = []  # raw energy per sample
         self._smooth: list[float] = []  # centred 3-sample mean, one sample behind the raw energy
@@ -126,9 +180,14 @@ class MotionSegmenter:
         """Add the next sample; returns the segments that it closes (usually none)."""
         if self._times and time_s <= self._times[-1]:
             raise InvalidArgumentError(f"sample times must increase: {time_s} after {self._times[-1]}")
-        thumb = thumbnail(crop_rgb, self.config.thumb_size)
+        config = self.config
         # Compared with the sample `lag` earlier (the first few samples: with the oldest there is).
-        energy = motion_energy(self._thumbs[0], thumb) if self._thumbs else 0.0
+        if config.stabilize:
+            thumb = grey_normalised(crop_rgb, config.align_size)
+            energy = stabilized_energy(self._thumbs[0], thumb, config.thumb_size) if self._thumbs else 0.0
+        else:
+            thumb = thumbnail(crop_rgb, config.thumb_size)
+            energy = motion_energy(self._thumbs[0], thumb) if self._thumbs else 0.0
         self._thumbs.append(thumb)
         self._times.append(float(time_s))
         self._raw.append(energy)
