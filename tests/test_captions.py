@@ -368,22 +368,3 @@ def test_live_cli_realtime_prints_captions_in_order(demo_bundle_dir, long_videos
     assert len(captions) == len(row["segments"])
     assert [c["start_s"] for c in captions] == sorted(c["start_s"] for c in captions)
     assert all(c["latency_s"] >= 0 and c["texts"]["eng_Latn"] for c in captions)
-
-
-def test_zero_gpu_wrapper_is_a_no_op_off_spaces(monkeypatch):
-    """Off a ZeroGPU Space the GPU entry points are the plain functions, and `spaces` is never imported."""
-    import sys
-
-    from slt.ui import zerogpu
-
-    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-
-    def entry(x):
-        return x + 1
-
-    assert zerogpu.gpu_entry(30)(entry) is entry and not zerogpu.on_zero_gpu()
-    assert "spaces" not in sys.modules
-    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert zerogpu.on_zero_gpu()
-    monkeypatch.setenv("SPACES_ZERO_GPU", "0")
-    assert not zerogpu.on_zero_gpu()

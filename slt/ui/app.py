@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from slt.ui import browser_tab, compare_tab, train_tab, translate_tab
+from slt.ui import browser_tab, compare_tab, train_tab, translate_tab, zerogpu
 from slt.ui.common import CSS
 from slt.ui.languages import language_choices
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
@@ -103,6 +103,10 @@ def launch(state: AppState, prevent_thread_lock: bool = False, **kwargs):
     """Start loading models in the background, then serve the app with the queue, limits and allowed paths."""
     settings = state.settings
     state.loader.start()
+    if zerogpu.on_zero_gpu():
+        # ZeroGPU packs the weights the app has moved to "cuda" when the app launches and hands them to each GPU
+        # call's worker process: the models must be loaded before launch (elsewhere they load in the background).
+        state.loader.wait()
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     demo = build_app(state)
     # Light events (browsing, status) get their own small pools; GPU work shares the "gpu" concurrency id.

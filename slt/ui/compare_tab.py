@@ -17,6 +17,7 @@ import pandas as pd
 from analysis import compare_systems, load_predictions, plot_buckets, plot_pairwise_scatter
 from slt.errors import Cancelled, InvalidArgumentError, PathNotAllowedError, SLTError
 from slt.modelset import SystemSpec, find_systems, read_system
+from slt.ui import zerogpu
 from slt.ui.common import diff_html, engine_progress, markdown_text, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
 from slt.ui.limits import check_allowed_path, check_frame_size, check_upload, is_admin
@@ -184,10 +185,11 @@ async def compare_on_clip(state: AppState, video_path, name_a, name_b, lang, ses
     labels: list[str] = []
 
     def work():
-        engine = state.engine(progress=engine_progress(report))
+        engine = state.engine(progress=engine_progress(report))  # waits here, in the app, while models load
         labels.extend(use_encoder(state, engine, name, token) for name in (name_a, name_b))
-        return engine.translate_batch([path], [lang], encoders=labels, preprocess=state.preprocess_config(engine),
-                                      progress=lambda stage, f: report(f, desc=stage), cancel=cancel)[0]
+        local = {} if zerogpu.on_zero_gpu() else {"progress": lambda stage, f: report(f, desc=stage), "cancel": cancel}
+        return zerogpu.run_engine(state.engine_key, "translate_batch", [path], [lang], encoders=labels,
+                                  preprocess=state.preprocess_config(engine), **local)[0]
 
     try:
         result = await run_cancellable(work, cancel)
@@ -237,7 +239,8 @@ def compare_on_split(state: AppState, predictor: SplitPredictor, split_label, na
         raise InvalidArgumentError(
             f"no evaluation split {split_label!r} for model set '{engine.model_set.name}'"
             + (f"; choose one of {list(splits)}" if splits else "; compare two predictions files instead"))
-    tables = [predictor.predict(engine, splits[split_label], name, progress=lambda f, desc: report(f, desc=desc))
+    on_device = zerogpu.device_engine(engine, state.engine_key)  # on ZeroGPU, each batch's model calls get the GPU
+    tables = [predictor.predict(on_device, splits[split_label], name, progress=lambda f, desc: report(f, desc=desc))
               for name in (name_a, name_b)]
     report(0.95, desc="significance tests")
     return comparison_outputs(compare_systems(tables[0], tables[1], names=(name_a, name_b), n_bs=1000, n_ar=1000))

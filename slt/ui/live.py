@@ -19,9 +19,9 @@ import time
 
 import gradio as gr
 
+from slt.ui import zerogpu
 from slt.ui.common import user_errors
 from slt.ui.state import AppState
-from slt.ui.zerogpu import gpu_entry
 
 STREAM_EVERY = 0.1  # seconds between two frames sent by the browser
 STREAM_LIMIT_S = 600  # one streaming request lasts at most this long (the browser then restarts it)
@@ -51,11 +51,12 @@ def new_session(state: AppState, languages, encoder):
     from slt.live import LiveCaptionSession
 
     engine = state.engine()
-    return LiveCaptionSession(engine, list(languages or ["eng_Latn"]), encoder or None,
-                              preprocess=state.preprocess_config(engine))
+    # The session (frames, crops, the open sentence) stays in the app; on ZeroGPU only its model calls get the GPU
+    # (a frame handler holding the session could not cross to ZeroGPU's worker process: see slt.ui.zerogpu).
+    return LiveCaptionSession(zerogpu.device_engine(engine, state.engine_key), list(languages or ["eng_Latn"]),
+                              encoder or None, preprocess=state.preprocess_config(engine))
 
 
-@gpu_entry(duration=20)  # one frame, and at most one sentence's SignHiera clip + encoder + decoder
 def live_frame(state: AppState, frame, session, languages, encoder) -> tuple[str, object]:
     """One webcam frame (RGB numpy) into this visitor's session; returns (captions HTML, session)."""
     if frame is None:
@@ -66,7 +67,6 @@ def live_frame(state: AppState, frame, session, languages, encoder) -> tuple[str
     return captions_html(session.captions), session
 
 
-@gpu_entry(duration=20)
 def live_finish(session) -> tuple[str, None]:
     """The visitor stopped: caption the sentence still open, then forget the session (the next frame starts anew)."""
     if session is None:

@@ -12,6 +12,7 @@ from slt.download import RemoteFile
 from slt.errors import ModelsNotReadyError, SLTError
 from slt.registry import build_demo_set, demo_set_built, pick_model_set, resolve_model_set
 from slt.ui.settings import AppSettings
+from slt.ui.zerogpu import register_engine
 
 log = logging.getLogger(__name__)
 INTERNAL = "an internal error (see the server log)"
@@ -130,6 +131,8 @@ class AppState:
         self.jobs = JobManager(settings.runs_dir, max_running=settings.max_train_jobs)
         self._cancel: dict[str, threading.Event] = {}
         self._cancel_lock = threading.Lock()
+        # The name the GPU entry point (slt.ui.zerogpu.run_engine) knows this state's engine by.
+        self.engine_key = register_engine(self.engine)
 
     def engine(self, progress: Callable[[LoadStatus], None] | None = None):
         return self.loader.wait(progress=progress)

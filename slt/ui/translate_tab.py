@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from slt.errors import Cancelled
-from slt.ui import live
+from slt.ui import live, zerogpu
 from slt.ui.common import engine_progress, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
 from slt.ui.limits import check_frame_size, check_upload
@@ -70,12 +70,16 @@ async def translate_clip(state: AppState, video_path, languages_chosen, encoder_
     report = progress if progress is not None else (lambda fraction, desc=None: None)  # (a gr.Progress is falsy)
 
     def work():
-        engine = state.engine(progress=engine_progress(report))
+        engine = state.engine(progress=engine_progress(report))  # waits here, in the app, while models load
         preprocess = replace(state.preprocess_config(engine), center_crop_fallback=bool(centre))
-        return engine.translate_batch(
-            [path], list(languages_chosen or ["eng_Latn"]), encoders=[encoder_name] if encoder_name else None,
-            decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess,
-            progress=lambda stage, fraction: report(fraction, desc=stage), cancel=cancel,
+        # The GPU entry point (slt.ui.zerogpu): on ZeroGPU the call runs in another process, where a progress
+        # callback and a cancel flag cannot follow.
+        local = {} if zerogpu.on_zero_gpu() else {"progress": lambda stage, fraction: report(fraction, desc=stage),
+                                          "cancel": cancel}
+        return zerogpu.run_engine(
+            state.engine_key, "translate_batch", [path], list(languages_chosen or ["eng_Latn"]),
+            encoders=[encoder_name] if encoder_name else None,
+            decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess, **local,
         )[0]
 
     try:
