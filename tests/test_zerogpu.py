@@ -65,7 +65,8 @@ def zero_gpu(monkeypatch) -> StandInSpaces:
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("True", True), ("1", True), ("t", True),
-                                             ("", False), ("0", False), ("false", False), ("no", False)])
+                                             ("", False), ("0", False), ("false", False), ("no", False),
+                                             (" true", False)])
 def test_zero_gpu_is_read_from_the_environment_as_spaces_reads_it(monkeypatch, value, expected):
     monkeypatch.setenv("SPACES_ZERO_GPU", value)
     assert zerogpu.on_zero_gpu() is expected

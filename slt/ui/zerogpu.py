@@ -39,7 +39,7 @@ ENGINE_METHOD_SECONDS = {"translate_batch": 120, "clip_features": 30, "embed": 2
 
 def on_zero_gpu() -> bool:
     """Whether this process runs on a ZeroGPU Space: SPACES_ZERO_GPU set to 1/t/true, read as `spaces` reads it."""
-    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
 def gpu_entry(duration: int | Callable[..., int] = 60) -> Callable[[F], F]:
