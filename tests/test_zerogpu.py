@@ -164,3 +164,25 @@ def test_live_session_keeps_its_state_in_the_app_and_runs_model_calls_on_the_gpu
     # The frame handler works over the wrapped session as the app calls it.
     captions_html, live_session = live_frame(state, frames[0], None, ["eng_Latn"], None)
     assert isinstance(live_session.stream.engine, zerogpu.DeviceEngine)
+
+
+def test_encoders_added_at_run_time_reach_the_worker(state, zero_gpu, demo_bundle_dir):
+    """A trained system is added to the app's engine when Compare first runs it; a ZeroGPU worker forked earlier
+    lacks it, so the call carries its checkpoints and the worker adds it to its own copy first."""
+    from slt.registry import resolve_model_set
+
+    fresh = resolve_model_set("demo")  # stands for the worker's copy, forked before the system was added
+    from slt.engine import TranslationEngine
+
+    worker_engine = TranslationEngine(fresh, device="cpu")
+    key = zerogpu.register_engine(lambda: worker_engine)
+    app_engine = state.loader.wait()
+    app_engine.add_encoder("system:copy", app_engine.model_set.encoders["fine-tuned"])
+    assert "system:copy" not in worker_engine.encoder_names
+    clip = SAMPLES / "instructional_1.webm"
+    added = zerogpu.encoder_sources(app_engine, ["fine-tuned", "system:copy"])
+    result = zerogpu.run_engine(key, "translate_batch", [clip], ["eng_Latn"], encoders=["system:copy", "fine-tuned"],
+                                added=added)[0]
+    assert "system:copy" in worker_engine.encoder_names
+    assert result.translations["system:copy"] == result.translations["fine-tuned"]
+    assert zero_gpu.calls == [("translate_batch", zerogpu.ENGINE_METHOD_SECONDS["translate_batch"])]

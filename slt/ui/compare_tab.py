@@ -189,7 +189,8 @@ async def compare_on_clip(state: AppState, video_path, name_a, name_b, lang, ses
         labels.extend(use_encoder(state, engine, name, token) for name in (name_a, name_b))
         local = {} if zerogpu.on_zero_gpu() else {"progress": lambda stage, f: report(f, desc=stage), "cancel": cancel}
         return zerogpu.run_engine(state.engine_key, "translate_batch", [path], [lang], encoders=labels,
-                                  preprocess=state.preprocess_config(engine), **local)[0]
+                                  preprocess=state.preprocess_config(engine),
+                                  added=zerogpu.encoder_sources(engine, labels), **local)[0]
 
     try:
         result = await run_cancellable(work, cancel)

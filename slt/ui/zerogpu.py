@@ -75,10 +75,21 @@ def _method_seconds(key: str, method: str, *args, **kwargs) -> int:
     return ENGINE_METHOD_SECONDS.get(method, 60)
 
 
+def encoder_sources(engine, labels) -> dict[str, tuple]:
+    """{label: (encoder checkpoint, its own SignHiera or None)} of the engine's encoders `labels`, for
+    :func:`run_engine`'s `added` (the model set's own encoders are already in every worker's copy: no-ops)."""
+    model_set = engine.model_set
+    return {label: (model_set.encoders[label], model_set.encoder_signhieras.get(label)) for label in labels
+            if label in model_set.encoders}
+
+
 @gpu_entry(duration=_method_seconds)
-def run_engine(key: str, method: str, *args, **kwargs):
+def run_engine(key: str, method: str, *args, added: dict[str, tuple] | None = None, **kwargs):
     """`engine.method(*args, **kwargs)` on the engine registered under `key`: the app's one GPU entry point (in
-    ZeroGPU's worker process on a ZeroGPU Space, in the calling thread elsewhere)."""
+    ZeroGPU's worker process on a ZeroGPU Space, in the calling thread elsewhere).
+
+    `added` ({label: (encoder checkpoint, SignHiera or None)}) names encoders the app added to its engine at run
+    time: a ZeroGPU worker forked before they were added (workers are reused) adds them to its own copy first."""
     if method not in ENGINE_METHOD_SECONDS:
         raise InvalidArgumentError(f"not an engine method the app runs on the GPU: {method!r}")
     with _LOCK:
@@ -86,7 +97,12 @@ def run_engine(key: str, method: str, *args, **kwargs):
     get_engine = reference() if reference is not None else None
     if get_engine is None:
         raise InvalidArgumentError(f"no engine registered as {key!r}")
-    result = getattr(get_engine(), method)(*args, **kwargs)
+    engine = get_engine()
+    for label, (encoder, signhiera) in (added or {}).items():
+        model_set = engine.model_set
+        if (model_set.encoders.get(label), model_set.encoder_signhieras.get(label)) != (encoder, signhiera):
+            engine.add_encoder(label, encoder, signhiera)
+    result = getattr(engine, method)(*args, **kwargs)
     # Tensors go back on the CPU: they cross a process boundary on ZeroGPU (and the engine moves inputs itself).
     return result.cpu() if hasattr(result, "cpu") else result
 
