@@ -166,17 +166,17 @@ def test_live_session_keeps_its_state_in_the_app_and_runs_model_calls_on_the_gpu
     assert isinstance(live_session.stream.engine, zerogpu.DeviceEngine)
 
 
-def test_encoders_added_at_run_time_reach_the_worker(state, zero_gpu, demo_bundle_dir):
+def test_encoders_added_at_run_time_reach_the_worker(zero_gpu, demo_bundle_dir):
     """A trained system is added to the app's engine when Compare first runs it; a ZeroGPU worker forked earlier
     lacks it, so the call carries its checkpoints and the worker adds it to its own copy first."""
+    from slt.engine import TranslationEngine
     from slt.registry import resolve_model_set
 
-    fresh = resolve_model_set("demo")  # stands for the worker's copy, forked before the system was added
-    from slt.engine import TranslationEngine
-
-    worker_engine = TranslationEngine(fresh, device="cpu")
+    # The worker's copy of the engine, forked before the system was added.
+    worker_engine = TranslationEngine(resolve_model_set("demo"), device="cpu")
     key = zerogpu.register_engine(lambda: worker_engine)
-    app_engine = state.loader.wait()
+    # The app's side: its own engine with the system added (not the process's shared engine, which other tests use).
+    app_engine = TranslationEngine(resolve_model_set("demo"), device="cpu")
     app_engine.add_encoder("system:copy", app_engine.model_set.encoders["fine-tuned"])
     assert "system:copy" not in worker_engine.encoder_names
     clip = SAMPLES / "instructional_1.webm"
