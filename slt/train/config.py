@@ -96,6 +96,14 @@ class TrainConfig:
         dataclass rather than a typed-config library: the dataclass stays the one contract that the trainer,
         `tune`, the app and saved config.json files share, and training does not depend on the app's packages.
         """
+        problems = self.problems()
+        if problems:
+            raise TrainingError(f"Bad training config ({source}), {len(problems)} field(s) to fix: "
+                                + "; ".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """What `validate` would report, one line per bad field ([] when the config is fine)."""
         hints = get_type_hints(TrainConfig)
         problems = []
         for f in dataclasses.fields(self):
@@ -105,10 +113,7 @@ class TrainConfig:
                     problems.append(problem)
         if not isinstance(self.decoding, DecodingOptions):
             problems.append(f"decoding must be a mapping of decoding settings, got {_shown(self.decoding)}")
-        if problems:
-            raise TrainingError(f"Bad training config ({source}), {len(problems)} field(s) to fix: "
-                                + "; ".join(problems))
-        return self
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,26 +149,31 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         """Load a JSON (.json) or YAML (.yaml/.yml) config file."""
-        path = Path(path)
-        if not path.is_file():
-            raise TrainingError(f"Config file not found: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise TrainingError(f"Config file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
-                                "save it as UTF-8") from error
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
+        return cls.from_dict(read_config_mapping(path), source=str(path))
 
-                data = yaml.safe_load(text) or {}
-            else:
-                data = json.loads(text)
-        except Exception as error:  # json.JSONDecodeError, yaml.YAMLError
-            raise TrainingError(f"Cannot parse config file {path}: {error}") from error
-        if not isinstance(data, dict):
-            raise TrainingError(f"Config file {path} must hold a mapping of field -> value")
-        return cls.from_dict(data, source=str(path))
+
+def read_config_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping in a JSON (.json) or YAML (.yaml/.yml) config file; TrainingError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"Config file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise TrainingError(f"Config file {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                            "save it as UTF-8") from error
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as error:  # json.JSONDecodeError, yaml.YAMLError
+        raise TrainingError(f"Cannot parse config file {path}: {error}") from error
+    if not isinstance(data, dict):
+        raise TrainingError(f"Config file {path} must hold a mapping of field -> value")
+    return data
 
 
 # ----------------------------------------------------------------------------------------------- checks

@@ -9,7 +9,8 @@ encoder (frozen with ``freeze_encoder``) -> the frozen SONAR text decoder, whose
 target token is sonar-finetune's. The trainer gives it the rest (AMP on CUDA, accumulation, DDP, resume, NaN
 stop, SIGTERM save). A small lr suits the pretrained blocks (1e-5 at How2Sign scale).
 
-Exports ``signhiera.pt`` (for extract-features, stage 2) and ``encoder.pt``.
+Exports ``signhiera.pt`` (for extract-features, stage 2) and ``encoder.pt``, and ``system.json`` naming the two
+(slt.utils.system_file), so a stage-1 run alone is usable as a model-set entry.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from slt.train.config import TrainConfig, decoding_options
 from slt.train.recipes.base import unwrap
 from slt.train.recipes.sonar_finetune import SonarFinetuneRecipe
 from slt.train.stage1 import SignHieraSonar, stage1_loss
+from slt.utils.system_file import write_system_file
 
 
 class SignhieraFinetuneRecipe(SonarFinetuneRecipe):
@@ -99,9 +101,13 @@ class SignhieraFinetuneRecipe(SonarFinetuneRecipe):
 
     def export(self, model: nn.Module, run_dir: Path) -> dict[str, Path]:
         """The adapted SignHiera (for extract-features: stage 2's features) and the encoder, as loadable
-        checkpoints."""
+        checkpoints, and system.json naming them with the crop cache's face detector."""
         module = unwrap(model)
         paths = {"signhiera": Path(run_dir) / "signhiera.pt", "encoder": Path(run_dir) / "encoder.pt"}
         save_model_checkpoint(module.signhiera, paths["signhiera"])
         save_model_checkpoint(module.encoder, paths["encoder"])
+        detector = self.cache_preprocess.detector if self.cache_preprocess is not None else None
+        paths["system"] = write_system_file(
+            run_dir, paths["signhiera"], paths["encoder"], detector,
+            "signhiera-finetune (stage 1): SignHiera's last blocks and the SONAR encoder adapted from video")
         return paths

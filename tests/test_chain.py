@@ -1,0 +1,230 @@
+"""The two-stage chain (`python -m slt train --config chain.json`) and system.json.
+
+The chain test runs the real CLI on crop caches of real face videos with a tiny SignHiera, SONAR encoder and text
+decoder: stage 1 -> features from stage 1's SignHiera -> stage 2 -> evaluation -> system.json; a step that fails is
+named, and `--resume` skips what finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from slt.errors import ModelUnavailableError, TrainingError
+from slt.utils.system_file import SYSTEM_FILE, read_system_file, write_system_file
+from tests.helpers.process import REPO_ROOT, child_env
+
+# ------------------------------------------------------------------------------------------------ system.json
+
+
+def test_system_file_round_trip_relative_paths_and_errors(tmp_path) -> None:
+    run = tmp_path / "run"
+    (run / "stage1").mkdir(parents=True)
+    (run / "stage2").mkdir()
+    (run / "stage1" / "signhiera.pt").write_bytes(b"s")
+    (run / "stage2" / "encoder.pt").write_bytes(b"e")
+    path = write_system_file(run, run / "stage1" / "signhiera.pt", "stage2/encoder.pt", "hog", "two stages")
+    assert json.loads(path.read_text()) == {"format": 1, "signhiera": "stage1/signhiera.pt",
+                                            "encoder": "stage2/encoder.pt", "detector": "hog",
+                                            "description": "two stages"}
+    moved = tmp_path / "moved"
+    shutil.move(run, moved)  # relative paths: the folder can move
+    system = read_system_file(moved)
+    assert (system.signhiera, system.encoder, system.detector) == (
+        moved / "stage1" / "signhiera.pt", moved / "stage2" / "encoder.pt", "hog")
+    assert read_system_file(moved / SYSTEM_FILE) == system
+
+    with pytest.raises(ModelUnavailableError, match="not inside that folder"):
+        write_system_file(moved / "stage1", moved / "stage1" / "signhiera.pt", moved / "stage2" / "encoder.pt")
+    with pytest.raises(ModelUnavailableError, match="encoder checkpoint .* does not exist"):
+        write_system_file(moved, "stage1/signhiera.pt", "stage2/missing.pt")
+    with pytest.raises(ModelUnavailableError, match="detector must be one of"):
+        write_system_file(moved, "stage1/signhiera.pt", "stage2/encoder.pt", detector="yolo")
+    (moved / "stage2" / "encoder.pt").unlink()
+    with pytest.raises(ModelUnavailableError, match="do not exist: encoder"):
+        read_system_file(moved)
+    (moved / SYSTEM_FILE).write_text(json.dumps({"format": 2, "signhiera": "a", "encoder": "b"}))
+    with pytest.raises(ModelUnavailableError, match="format 2; this version reads format 1"):
+        read_system_file(moved)
+    (moved / SYSTEM_FILE).write_text(json.dumps({"format": 1, "signhiera": "/abs.pt", "encoder": 3,
+                                                 "detector": "yolo"}))
+    with pytest.raises(ModelUnavailableError, match="signhiera must be a relative path.*encoder must be.*detector"):
+        read_system_file(moved)
+    with pytest.raises(ModelUnavailableError, match="no system.json"):
+        read_system_file(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+def test_chain_config_fills_the_chain_fields_and_names_every_bad_field(tmp_path) -> None:
+    from slt.train.chain import ChainConfig
+
+    good = {"run_dir": str(tmp_path / "c"), "videos": {"train": "t.tsv", "val": "v.tsv", "test": "x.tsv"},
+            "stage1": {"train_features": "crops/train", "val_features": "crops/val", "signhiera_checkpoint": "s.pt",
+                       "decoder": "my_decoder", "tokenizer": "my_tok", "device": "cpu", "lr": 1e-5},
+            "stage2": {"lr": 1e-4, "seed": 3}}
+    cfg = ChainConfig.from_dict(good)
+    assert (cfg.stage1.recipe, cfg.stage2.recipe) == ("signhiera-finetune", "sonar-finetune")
+    assert cfg.stage1.run_dir == str(tmp_path / "c" / "stage1") and cfg.stage2.run_dir == str(tmp_path / "c" / "stage2")
+    assert cfg.stage2.train_features == str(tmp_path / "c" / "features" / "train" / "features.tsv")
+    assert cfg.stage2.base_encoder == str(tmp_path / "c" / "stage1" / "encoder.pt")  # stage 1's encoder by default
+    assert (cfg.stage2.decoder, cfg.stage2.tokenizer, cfg.stage2.device) == ("my_decoder", "my_tok", "cpu")
+    assert (cfg.stage2.seed, cfg.stage2.lr) == (3, 1e-4)  # given: kept, not inherited
+    official = ChainConfig.from_dict({**good, "stage2": {"base_encoder": None}})
+    assert official.stage2.base_encoder is None  # null: the official zero-shot encoder
+
+    bad = {"run_dir": "", "nproc_per_node": 0, "videos": {"train": "t.tsv", "bad name": ""}, "typo": 1,
+           "stage1": {"lr": "1e-5", "epochs": 2.5, "recipe": "scratch", "run_dir": "x"},
+           "stage2": {"train_features": "f.tsv", "batch_size": 0, "amp": "false"}}
+    with pytest.raises(TrainingError) as caught:
+        ChainConfig.from_dict(bad, source="chain.json")
+    message = str(caught.value)
+    for expected in ("Bad two-stage config (chain.json)", "unknown field(s) ['typo']", "run_dir must not be empty",
+                     "nproc_per_node must be >= 1", "videos.val is required", "split name 'bad name'",
+                     "stage1 must not set ['run_dir']", "stage1.recipe must be 'signhiera-finetune'",
+                     "stage1.lr must be a number", "stage1.epochs must be a whole number",
+                     "stage1.train_features is required", "stage1.signhiera_checkpoint is required",
+                     "stage2 must not set ['train_features']", "stage2.batch_size must be >= 1",
+                     "stage2.amp must be true or false"):
+        assert expected in message, (expected, message)
+
+
+# ------------------------------------------------------------------------------------------------ the real chain
+@pytest.fixture(scope="module")
+def chain_inputs(tmp_path_factory, tiny_text_model):
+    from slt.data.crop_cache import build_crop_cache
+    from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
+    from slt.video import PreprocessConfig
+    from slt.video.config import fit_preprocess_to_model
+    from tests.helpers.video import make_face_video
+
+    signhiera = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
+    root = tmp_path_factory.mktemp("chain")
+    lines = ["id\tvideo_path\tn_frames\ttranslation"]
+    for seed, frames in enumerate((24, 40, 30, 20)):
+        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
+        lines.append(f"v{seed}\tv{seed}.mp4\t{frames}\t{tiny_text_model.sentences[seed]}")
+    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), signhiera)
+    build_crop_cache(root / "manifest.tsv", root / "cache", preprocess)
+    torch.manual_seed(0)
+    save_model_checkpoint(SignHiera(signhiera), root / "signhiera.pt")
+    encoder = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=signhiera.feature_dim, d_model=32,
+                                                           output_dim=tiny_text_model.decoder.model_dim))
+    save_model_checkpoint(encoder, root / "encoder.pt")
+    return root
+
+
+def _chain_config(root, tiny_text_model, run_dir, **stage2) -> dict:
+    shared = dict(batch_size=2, warmup_epochs=0.5, label_smoothing=0.0, log_every=1, device="cpu",
+                  decoding={"beam_size": 1, "max_len": 12})
+    manifest = str(root / "manifest.tsv")
+    return {
+        "run_dir": str(run_dir), "videos": {"train": manifest, "val": manifest, "test": manifest},
+        "extract_workers": 0, "description": "tiny chain",
+        "stage1": {**shared, "train_features": str(root / "cache"), "val_features": str(root / "cache"),
+                   "signhiera_checkpoint": str(root / "signhiera.pt"), "base_encoder": str(root / "encoder.pt"),
+                   "decoder": tiny_text_model.decoder_name, "tokenizer": tiny_text_model.tokenizer_name,
+                   "asset_cards": str(tiny_text_model.paths["cards"]), "target_lang": tiny_text_model.langs[0],
+                   "epochs": 2, "lr": 3e-3, "unfreeze_signhiera_layers": 2},
+        "stage2": {**shared, "epochs": 2, "lr": 3e-3, **stage2},
+    }
+
+
+def _train(config_path, *flags) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slt", "train", "--config", str(config_path), *flags],
+                          cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
+
+
+def _weights(path):
+    state = torch.load(path, weights_only=True)
+    return state.get("model", state)
+
+
+def test_chain_cli_runs_both_stages_names_a_failed_step_and_resumes(chain_inputs, tiny_text_model, tmp_path):
+    from slt.data.extract_state import file_sha256
+
+    run = tmp_path / "chain"
+    later = tmp_path / "later_encoder.pt"  # stage 2 starts from a checkpoint that does not exist yet
+    config_path = tmp_path / "chain.json"
+    config_path.write_text(json.dumps(_chain_config(chain_inputs, tiny_text_model, run, base_encoder=str(later))))
+
+    first = _train(config_path)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "two-stage chain, step stage2 failed" in first.stderr and str(later) in first.stderr, first.stderr[-3000:]
+    status = json.loads((run / "status.json").read_text())
+    assert (status["state"], status["stage"]) == ("failed", "stage2")
+    # Stage 1 finished: its run dir alone is a usable system; the features were made with its SignHiera.
+    stage1 = read_system_file(run / "stage1")
+    assert (stage1.signhiera, stage1.encoder, stage1.detector) == (
+        run / "stage1" / "signhiera.pt", run / "stage1" / "encoder.pt", "hog")
+    for split in ("train", "val", "test"):
+        extracted = json.loads((run / "features" / split / "extract_config.json").read_text())
+        assert extracted["signhiera"]["sha256"] == file_sha256(run / "stage1" / "signhiera.pt")
+        assert extracted["preprocess"]["detector"] == "hog"
+    assert file_sha256(run / "stage1" / "signhiera.pt") != file_sha256(chain_inputs / "signhiera.pt")
+    assert not (run / SYSTEM_FILE).exists()
+
+    again = _train(config_path)  # without --resume an existing chain is refused
+    assert again.returncode == 1 and "already holds a two-stage run" in again.stderr and "--resume" in again.stderr
+
+    shutil.copyfile(run / "stage1" / "encoder.pt", later)
+    kept = (run / "stage1" / "last.pt", run / "features" / "train" / "features.tsv")
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    resumed = _train(config_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "finished" and summary["ran"] == ["stage2", "evaluate/test"], summary
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished steps were skipped, not redone
+    assert "stage1: finished before" in (run / "train.log").read_text()
+
+    system = read_system_file(run)
+    assert (system.signhiera, system.encoder, system.detector, system.description) == (
+        run / "stage1" / "signhiera.pt", run / "stage2" / "encoder.pt", "hog", "tiny chain")
+    assert json.loads((run / SYSTEM_FILE).read_text())["signhiera"] == "stage1/signhiera.pt"
+    stage2_cfg = json.loads((run / "stage2" / "config.json").read_text())
+    assert stage2_cfg["train_features"] == str(run / "features" / "train" / "features.tsv")
+    assert stage2_cfg["decoder"] == tiny_text_model.decoder_name  # inherited from stage 1
+    before, after = _weights(later), _weights(run / "stage2" / "encoder.pt")
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # stage 2 trained the encoder further
+    results = json.loads((run / "evaluate" / "test_results.json").read_text())
+    assert summary["test_bleu"] == results["bleu"] and 0.0 <= results["bleu"] <= 100.0
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+
+
+def test_chain_stopped_by_sigterm_resumes_the_interrupted_stage(chain_inputs, tiny_text_model, tmp_path):
+    run = tmp_path / "chain"
+    config = _chain_config(chain_inputs, tiny_text_model, run)
+    config["stage1"]["epochs"] = 6
+    config["videos"] = {k: v for k, v in config["videos"].items() if k != "test"}
+    config_path = tmp_path / "chain.json"
+    config_path.write_text(json.dumps(config))
+    process = subprocess.Popen([sys.executable, "-m", "slt", "train", "--config", str(config_path)], cwd=REPO_ROOT,
+                               env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (run / "stage1" / "last.pt").exists():  # the first epoch of stage 1 is saved
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 3, err[-3000:]
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "stopped" and status["stage"] == "stage1" and "--resume" in status["message"]
+    stage1_status = json.loads((run / "stage1" / "status.json").read_text())
+    assert stage1_status["state"] == "stopped" and stage1_status["epoch"] <= 6
+
+    resumed = _train(config_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in (run / "stage1" / "train.log").read_text()
+    history = [json.loads(line) for line in (run / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in history if "bleu" in row] == [1, 2, 3, 4, 5, 6]  # each epoch exactly once
+    assert read_system_file(run).encoder == run / "stage2" / "encoder.pt"
+    assert os.path.exists(run / "features" / "val" / "features.tsv")
