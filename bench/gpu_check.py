@@ -8,7 +8,9 @@ Rows:
 - preprocessing that clip (the engine's setting for this device) vs plain OpenCV decoding;
 - SignHiera and the SONAR encoder at full size (randomly initialised): bf16 vs fp32 agreement (cosine);
 - end-to-end latency of the clip with models warm (preprocessing + SignHiera + encoder; the decoder where it can
-  load), clips/s with batching, peak GPU memory.
+  load), clips/s with batching, peak GPU memory;
+- peak memory of one stage-1 training step (the released SignHiera architecture on 128-frame clips; 16 frames at
+  64 px with --small) with and without gradient checkpointing (bench/bench_stage1_memory.py).
 
 It needs only torch, numpy, OpenCV and transformers (no fairseq2, sonar-space, dlib, gradio or scikit-image) and
 no network. `--make-reference` (needs dlib) rewrites the JSON of dlib's boxes.
@@ -356,6 +358,20 @@ def check_signhiera_throughput(table: Table, device: torch.device, signhiera_pat
     table.add("SignHiera alone, clips/s by batch", results[-1].split(":")[1].split("(")[0].strip(), "; ".join(results))
 
 
+def check_stage1_memory(table: Table, device: torch.device, small: bool) -> None:
+    """Stage-1 step peak memory, checkpointing off vs on (each in its own process; see bench_stage1_memory)."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    from bench_stage1_memory import rows
+
+    frames, size = (16, 64) if small else (128, 224)
+    try:
+        for row in rows(str(device), frames, size, 1, (0.8, 0.0)):
+            table.add(row["row"].replace(": checkpointing off vs on", ", checkpointing on/off"),
+                      f"{row['ratio']:.3f}", row["note"])
+    except RuntimeError as error:  # e.g. out of memory without checkpointing: say so, keep the other rows
+        table.add("stage-1 step peak memory", "failed", str(error).splitlines()[-1][:200])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -403,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         check_end_to_end(table, device, args.small, video, args.seconds, signhiera, encoder, workdir)
         check_signhiera_throughput(table, device, workdir / "signhiera.pt")
     check_decoder(table, device, args.small)
+    check_stage1_memory(table, device, args.small)
     peak_reset(device)
     table.add("whole check", f"{time.perf_counter() - started:.0f} s",
               f"peak GPU memory allocated in any row {_PEAK[0] / 2**30:.2f} GB" if device.type == "cuda" else "CPU run")

@@ -8,7 +8,8 @@ Rows:
 - peak memory of preprocessing a long 720p video vs the size of its raw frames (streaming keeps it far below);
 - batched vs one-at-a-time translation of N clips;
 - two encoders on one clip (features shared) vs translating it twice;
-- feature extraction clips/s with and without worker overlap (bench/bench_extract.py).
+- feature extraction clips/s with and without worker overlap (bench/bench_extract.py);
+- peak memory of one stage-1 training step with and without gradient checkpointing (bench/bench_stage1_memory.py).
 Absolute seconds are printed for context; compare only the ratios (these machines are noisy).
 
 Start-up time: each benchmark imports the parts it measures (video, engine, registry) itself, so `--help` and a
@@ -247,6 +248,18 @@ def bench_extraction(workdir: Path) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_stage1_memory() -> list[dict]:
+    """Stage-1 step peak memory, checkpointing off vs on (bench/bench_stage1_memory.py, one process per step)."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "bench_stage1_memory.py"
+    if not script.exists():
+        return []
+    out = subprocess.run([sys.executable, str(script), "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return [{"row": "stage-1 step peak memory", "baseline_s": None, "ours_s": None, "ratio": None,
+                 "note": f"failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"}]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def print_table(rows: list[dict]) -> None:
     def fmt(value, spec):
         width = int(spec.split(".")[0])
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detectors", nargs="+", default=["cnn", "dlib-cnn", "hog"],
                         choices=["cnn", "dlib-cnn", "hog"], help="detectors for the preprocessing rows")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["preprocess", "batching", "cli", "memory", "translate", "extract"])
+                        choices=["preprocess", "batching", "cli", "memory", "translate", "extract", "stage1"])
     args = parser.parse_args(argv)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -287,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.extend(bench_translation(workdir, args.clips))
         if "extract" not in args.skip:
             rows.extend(bench_extraction(workdir))
+        if "stage1" not in args.skip:
+            rows.extend(bench_stage1_memory())
     print_table(rows)
     return 0
 
