@@ -6,6 +6,7 @@ as 1 does."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,50 @@ def test_two_process_ddp_matches_one_process(corpus, tiny_text_model, tmp_path) 
     apart = max(float((one[k] - two[k]).abs().max()) for k in one)
     # Adam turns float noise in near-zero gradients into steps of up to lr: compare with how far training moved.
     assert moved > 5e-3 and apart < 0.1 * moved, (moved, apart)
+
+
+def test_amp_settings_per_device() -> None:
+    from slt.train.trainer import amp_settings
+
+    cpu, cuda, mps = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
+    assert amp_settings(TrainConfig(), cpu) == (False, torch.float16)  # the default: float32 on a CPU
+    assert amp_settings(TrainConfig(), cuda) == (True, torch.float16)
+    assert amp_settings(TrainConfig(amp_dtype="bfloat16"), cpu) == (True, torch.bfloat16)
+    assert amp_settings(TrainConfig(amp_dtype="bfloat16"), cuda) == (True, torch.bfloat16)
+    assert amp_settings(TrainConfig(amp=False, amp_dtype="bfloat16"), cuda)[0] is False
+    assert amp_settings(TrainConfig(amp_dtype="bfloat16"), mps)[0] is False
+    with pytest.raises(TrainingError, match=r"amp_dtype must be one of \('float16', 'bfloat16'\), got 'fp8'"):
+        TrainConfig(amp_dtype="fp8").validate()
+
+
+def _step_losses(run_dir) -> list[float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row["train_loss"] for row in rows if "val_loss" not in row and "step" in row]
+
+
+def test_stage1_under_bfloat16_autocast_on_cpu(corpus, tiny_text_model, tmp_path) -> None:
+    """The AMP code path as far as a CPU runs it: bfloat16 autocast through SignHiera (checkpointed blocks
+    recomputed under the same autocast), the encoder and the decoder loss; no GradScaler for bfloat16."""
+    plain = Trainer(config(corpus, tiny_text_model, tmp_path / "fp32", epochs=1))
+    assert not plain.use_amp
+    plain.fit()
+    trainer = Trainer(config(corpus, tiny_text_model, tmp_path / "bf16", epochs=1, amp_dtype="bfloat16"))
+    assert trainer.use_amp and trainer.amp_dtype == torch.bfloat16
+    assert trainer.fit()["state"] == "finished" and not trainer.scaler.is_enabled()
+    fp32, bf16 = _step_losses(tmp_path / "fp32"), _step_losses(tmp_path / "bf16")
+    assert len(bf16) == len(fp32) >= 2 and all(math.isfinite(x) for x in bf16)
+    assert bf16[0] != fp32[0] and bf16[0] == pytest.approx(fp32[0], rel=0.05)  # bfloat16 rounding, same model
+    assert (tmp_path / "bf16" / "signhiera.pt").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the tests hide GPUs unless "
+                    "CUDA_VISIBLE_DEVICES is set)")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_stage1_amp_on_cuda(corpus, tiny_text_model, tmp_path, dtype) -> None:
+    reference = Trainer(config(corpus, tiny_text_model, tmp_path / "fp32", epochs=1, device="cuda", amp=False))
+    reference.fit()
+    trainer = Trainer(config(corpus, tiny_text_model, tmp_path / dtype, epochs=1, device="cuda", amp_dtype=dtype))
+    assert trainer.fit()["state"] == "finished"
+    assert trainer.use_amp and trainer.scaler.is_enabled() == (dtype == "float16")
+    losses, fp32 = _step_losses(tmp_path / dtype), _step_losses(tmp_path / "fp32")
+    assert all(math.isfinite(x) for x in losses) and losses[0] == pytest.approx(fp32[0], rel=0.05)

@@ -22,6 +22,7 @@ from slt.utils.io import atomic_write_json
 
 RECIPES = ("sonar-finetune", "t5-bridge", "scratch", "signhiera-finetune")
 SCHEDULERS = ("cosine", "plateau")
+AMP_DTYPES = ("float16", "bfloat16")
 # Decoding fields without a flag of their own: `--seed` is the run's seed, which also seeds sampling.
 CONFIG_OWNED_DECODING = ("seed",)
 
@@ -54,7 +55,9 @@ class TrainConfig:
     clip_grad: float = 1.0
     label_smoothing: float = 0.1
     dropout: float = 0.0
-    amp: bool = True  # mixed precision, used only on CUDA
+    amp: bool = True  # mixed precision: on CUDA always; on CPU only with amp_dtype bfloat16
+    # float16 (with a GradScaler) or bfloat16 (no scaler; wider range: the safer choice on GPUs that have it)
+    amp_dtype: str = "float16"
     seed: int = 0
     max_samples: int | None = None
     max_val_samples: int | None = None
@@ -191,7 +194,8 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
 }
 # t5_init and bridge: the t5-bridge recipe's T5_INITS and BRIDGES (that module lies above this one).
 _CHOICES: dict[str, tuple[str, ...]] = {"recipe": RECIPES, "scheduler": SCHEDULERS, "t5_init": ("pretrained", "random"),
-                                       "bridge": ("attention", "linear"), "decoder_backend": DECODER_BACKENDS}
+                                       "bridge": ("attention", "linear"), "decoder_backend": DECODER_BACKENDS,
+                                       "amp_dtype": AMP_DTYPES}
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # may be None, not ""
 _OPTIONAL_EMPTY = ("train_features", "val_features", "base_encoder", "asset_cards", "signhiera_checkpoint")

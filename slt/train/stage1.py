@@ -6,9 +6,9 @@ clips joined as inference joins them -> padded [B, N, D] -> SONAR encoder -> emb
 SONAR text decoder's teacher-forced loss over every target token (as sonar-finetune).
 
 This module is the model and its loss; the recipe `signhiera-finetune` (slt.train.recipes.signhiera_finetune)
-runs it in the trainer on crop-cache batches (resume and 2-process gloo DDP tested). Still to do (issue 9 parts
-1-3): AMP on CUDA run for real, a bench of stage 1's peak memory with and without checkpointing, and one config
-chaining stage 1 -> extract-features -> sonar-finetune.
+runs it in the trainer on crop-cache batches (resume, 2-process gloo DDP and bfloat16 autocast on a CPU tested;
+the CUDA float16/bfloat16 tests skip without a GPU); slt.train.chain chains it with extract-features and
+sonar-finetune; bench/bench_stage1_memory.py measures its peak memory with and without gradient checkpointing.
 """
 
 from __future__ import annotations

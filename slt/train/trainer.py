@@ -1,6 +1,7 @@
 """The training loop shared by every recipe.
 
-AdamW (decay on weights only), warmup + cosine / plateau, clipping, AMP on CUDA, gradient accumulation, DDP,
+AdamW (decay on weights only), warmup + cosine / plateau, clipping, AMP (float16 with a GradScaler, or bfloat16;
+CUDA, or bfloat16 on a CPU when asked for), gradient accumulation, DDP,
 early stopping on validation BLEU, atomic best/last checkpoints that resume exactly, a clear stop on NaN/inf
 loss, and graceful SIGTERM/SIGINT. Everything a run does is written to its run directory as it happens.
 """
@@ -37,6 +38,15 @@ from slt.train.sampling import epoch_batches
 from slt.train.schedule import WarmupSchedule
 
 log = logging.getLogger("slt.train")
+
+
+def amp_settings(cfg: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
+    """(whether training steps run under autocast, its dtype). On CUDA `amp` turns it on with `amp_dtype`; on the
+    CPU only `amp_dtype` bfloat16 does (CPU autocast has no float16 path worth using); elsewhere it stays off.
+    Validation always runs in float32."""
+    dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
+    on = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and dtype == torch.bfloat16))
+    return bool(on), dtype
 
 
 def loader_generator(seed: int, epoch: int) -> torch.Generator:
@@ -102,7 +112,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.run = RunDir(cfg.run_dir, enabled=self.dist.is_main)
         self.recipe = recipe or get_recipe(cfg.recipe)
-        self.use_amp = bool(cfg.amp and self.device.type == "cuda")
+        self.use_amp, self.amp_dtype = amp_settings(cfg, self.device)
         self._stop_signal: int | None = None
         self._owns_status = False
 
@@ -125,7 +135,8 @@ class Trainer:
                                 f"{self.dist.world_size} processes")
         self.steps_per_epoch = math.ceil(batches / cfg.grad_accum)
         self.schedule = WarmupSchedule(self.optimizer, cfg, self.steps_per_epoch)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        # Only float16 needs loss scaling (its range underflows small gradients); bfloat16 has float32's range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.ddp_model: nn.Module = self.model
         self._ddp_trainable: frozenset[str] | None = None
         self.progress = Progress()
@@ -446,7 +457,7 @@ class Trainer:
             sync = j == len(group) - 1
             ctx = self.ddp_model.no_sync() if (self.dist.enabled and not sync) else contextlib.nullcontext()
             with ctx:
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                     mean_loss, n_tokens = self.recipe.loss(self.ddp_model, batch, cfg)
                 if n_tokens <= len(batch):
                     raise TrainingError(f"step {p.step + 1}: the loss covers {n_tokens} tokens for {len(batch)} "
