@@ -257,7 +257,7 @@ def _form(demo_dir: Path, name: str, epochs: int) -> list:
     d = default_fields(demo_dir)
     return [name, "sonar-finetune", d["train_features"], d["val_features"], d["base_encoder"], epochs, 4, 1e-3, 8,
             "cpu",
-            2, d["decoder"], d["tokenizer"], d["asset_cards"]]
+            2, d["decoder"], d["tokenizer"], d["asset_cards"], d["signhiera_checkpoint"], 0.8, False, True, 0]
 
 
 def _wait(predicate, timeout_s: float, what: str):
@@ -432,13 +432,15 @@ def test_public_space_training_form_shows_no_server_paths_and_preview_needs_the_
               "val_features": "Validation features manifest",
               "base_encoder": "Base encoder checkpoint (empty: the official zero-shot encoder)",
               "asset_cards": "Asset cards YAML (local decoders)", "decoder": "Decoder asset",
-              "tokenizer": "Tokenizer asset"}
+              "tokenizer": "Tokenizer asset", "signhiera_checkpoint": "SignHiera checkpoint to adapt"}
     shown = {field: values[label] for field, label in labels.items()}
     assert shown["train_features"] == "work/features_B/train/features.tsv"
     assert shown["base_encoder"] == "encoder_zero_shot.pt" and shown["asset_cards"] == "text/text_assets.yaml"
+    assert shown["signhiera_checkpoint"] == "signhiera.pt"
     assert not any(str(demo) in value for value in shown.values())
     form = ["public-run", "sonar-finetune", shown["train_features"], shown["val_features"], shown["base_encoder"], 1,
-            4, 1e-3, 8, "cpu", 2, shown["decoder"], shown["tokenizer"], shown["asset_cards"]]
+            4, 1e-3, 8, "cpu", 2, shown["decoder"], shown["tokenizer"], shown["asset_cards"],
+            shown["signhiera_checkpoint"], 0.8, False, True, 0]
     for token in ("", "guess"):
         with pytest.raises(AppError, match="training is locked: enter the admin token") as caught:
             client.predict(token, *form, api_name="/preview_training")

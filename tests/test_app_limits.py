@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -213,6 +214,44 @@ def test_handlers_by_name_without_the_ui(tmp_path, demo_bundle_dir):
     # Only the languages the loaded decoder has, by name (the demo decoder knows English only).
     assert updates["translate_languages"]["choices"] == [("English (eng_Latn)", "eng_Latn")]
     assert updates["encoder_a"]["value"] != updates["encoder_b"]["value"]
+
+
+def test_training_form_stage1_fields_by_name(tmp_path, demo_bundle_dir):
+    """signhiera-finetune from the form: crop caches in the data fields, the SignHiera to adapt, the frozen fraction,
+    encoder freezing, checkpointing and jitter reach the TrainConfig; other recipes ignore them; bad values and
+    paths outside the allowed folders are refused by name."""
+    from slt.errors import PathNotAllowedError, TrainingError
+    from slt.ui.settings import AppSettings
+    from slt.ui.state import AppState
+    from slt.ui.train_tab import FORM_FIELDS, default_fields, preview_text, training_config
+
+    (tmp_path / "crops" / "train").mkdir(parents=True)
+    (tmp_path / "crops" / "val").mkdir()
+    state = AppState(AppSettings(model_set="demo", device="cpu", runs_dir=tmp_path, demo_dir=demo_bundle_dir))
+    defaults = default_fields(demo_bundle_dir)
+    assert defaults["signhiera_checkpoint"] == str(demo_bundle_dir / "signhiera.pt")
+    assert default_fields(demo_bundle_dir, relative=True)["signhiera_checkpoint"] == "signhiera.pt"
+    assert (defaults["signhiera_freeze_fraction"], defaults["gradient_checkpointing"]) == (0.8, True)
+    form = {**defaults, "name": "stage1", "recipe": "signhiera-finetune", "epochs": 2, "batch_size": 2, "lr": 1e-5,
+            "max_samples": 0, "device": "cpu", "beam": 1, "train_features": "crops/train", "val_features": "crops/val",
+            "signhiera_freeze_fraction": 0.5, "freeze_encoder": True, "gradient_checkpointing": False,
+            "temporal_jitter": 2}
+    assert set(form) == set(FORM_FIELDS)
+    cfg = training_config(state, form)
+    assert (cfg.recipe, cfg.signhiera_freeze_fraction) == ("signhiera-finetune", 0.5)
+    assert Path(cfg.signhiera_checkpoint).resolve() == (demo_bundle_dir / "signhiera.pt").resolve()
+    assert (cfg.freeze_encoder, cfg.gradient_checkpointing, cfg.temporal_jitter) == (True, False, 2)
+    crops = tmp_path / "crops"
+    assert (cfg.train_features, cfg.val_features) == (str(crops / "train"), str(crops / "val"))
+    assert '"signhiera_freeze_fraction": 0.5' in preview_text(state, form)
+    other = training_config(state, {**defaults, **{k: form[k] for k in ("name", "epochs", "batch_size", "lr",
+                                                                          "max_samples", "device", "beam")},
+                                    "recipe": "sonar-finetune", "temporal_jitter": 2, "freeze_encoder": True})
+    assert (other.signhiera_checkpoint, other.temporal_jitter, other.freeze_encoder) == (None, 0, False)
+    with pytest.raises(PathNotAllowedError, match="outside the directories"):
+        training_config(state, {**form, "signhiera_checkpoint": "/etc/passwd"})
+    with pytest.raises(TrainingError, match=r"signhiera_freeze_fraction must be >= 0.0 and <= 1.0, got 1.5"):
+        training_config(state, {**form, "signhiera_freeze_fraction": 1.5})
 
 
 def test_compare_and_browser_handlers_without_the_ui(tmp_path):

@@ -27,15 +27,21 @@ LOCKED_NO_TOKEN = ("🔒 **Training is locked.** This app is reachable from othe
 
 
 def default_fields(demo_root: Path, relative: bool = False) -> dict:
-    """Form defaults: the demo set's domain-B features and zero-shot encoder, so a tiny real run works offline.
+    """Form defaults: the demo set's domain-B features and zero-shot encoder, so a tiny real run works offline, and
+    for signhiera-finetune (stage 1, whose two data fields take crop-cache folders) the demo set's SignHiera and the
+    recipe's defaults.
 
     `relative`: the paths relative to the demo folder (an exposed app shows its form to every visitor, and server
     paths are not theirs to see); training_config resolves such names against the demo folder again."""
+    stage1 = {"signhiera_freeze_fraction": TrainConfig.signhiera_freeze_fraction,
+              "freeze_encoder": TrainConfig.freeze_encoder,
+              "gradient_checkpointing": TrainConfig.gradient_checkpointing,
+              "temporal_jitter": TrainConfig.temporal_jitter}
     try:
         bundle = read_demo_bundle(demo_root)
     except ModelUnavailableError:
         return {"train_features": "", "val_features": "", "base_encoder": "", "decoder": TrainConfig.decoder,
-                "tokenizer": TrainConfig.tokenizer, "asset_cards": ""}
+                "tokenizer": TrainConfig.tokenizer, "asset_cards": "", "signhiera_checkpoint": "", **stage1}
     features = bundle.features.get("B", {})
 
     def shown(path: Path | None) -> str:
@@ -50,6 +56,7 @@ def default_fields(demo_root: Path, relative: bool = False) -> dict:
         "base_encoder": shown(bundle.files["encoder_zero_shot"]),
         "decoder": bundle.decoder, "tokenizer": bundle.tokenizer,
         "asset_cards": shown(bundle.files["decoder_cards"]),
+        "signhiera_checkpoint": shown(bundle.files["signhiera"]), **stage1,
     }
 
 
@@ -109,7 +116,11 @@ def _configured_epochs(run_dir: Path) -> int | None:
 
 
 FORM_FIELDS = ("name", "recipe", "train_features", "val_features", "base_encoder", "epochs", "batch_size", "lr",
-               "max_samples", "device", "beam", "decoder", "tokenizer", "asset_cards")  # the API's parameter order
+               "max_samples", "device", "beam", "decoder", "tokenizer", "asset_cards",
+               # signhiera-finetune (stage 1 from video); ignored by the other recipes
+               "signhiera_checkpoint", "signhiera_freeze_fraction", "freeze_encoder", "gradient_checkpointing",
+               "temporal_jitter")  # the API's parameter order
+STAGE1_RECIPE = "signhiera-finetune"
 
 
 def training_config(state: AppState, form: dict) -> TrainConfig:
@@ -127,7 +138,15 @@ def training_config(state: AppState, form: dict) -> TrainConfig:
         return str(check_allowed_path(text, settings))
 
     limit = int(form["max_samples"]) if form.get("max_samples") else None
+    stage1 = form["recipe"] == STAGE1_RECIPE
+    fraction = form.get("signhiera_freeze_fraction")
+    jitter = form.get("temporal_jitter")
     return TrainConfig(
+        signhiera_checkpoint=allowed(form.get("signhiera_checkpoint")) if stage1 else None,
+        signhiera_freeze_fraction=TrainConfig.signhiera_freeze_fraction if fraction in (None, "") else float(fraction),
+        freeze_encoder=bool(form.get("freeze_encoder")) if stage1 else False,
+        gradient_checkpointing=bool(form.get("gradient_checkpointing", TrainConfig.gradient_checkpointing)),
+        temporal_jitter=int(jitter) if jitter not in (None, "") and stage1 else 0,
         recipe=form["recipe"], train_features=allowed(form["train_features"]),
         val_features=allowed(form["val_features"]), base_encoder=allowed(form["base_encoder"]),
         decoder=form.get("decoder") or TrainConfig.decoder, tokenizer=form.get("tokenizer") or TrainConfig.tokenizer,
@@ -175,6 +194,22 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
                 decoder = gr.Textbox(label="Decoder asset", value=defaults["decoder"])
                 tokenizer = gr.Textbox(label="Tokenizer asset", value=defaults["tokenizer"])
                 asset_cards = gr.Textbox(label="Asset cards YAML (local decoders)", value=defaults["asset_cards"])
+            with gr.Accordion("Stage 1 from video (signhiera-finetune)", open=False):
+                gr.Markdown("Trains SignHiera's last blocks end to end from crop caches (`python -m slt "
+                            "crop-cache`): set the training and validation fields above to crop-cache folders. A "
+                            "fine-tuned SignHiera makes its own features: its encoder.pt only works with its "
+                            "signhiera.pt (both named in the run's system.json).")
+                signhiera_checkpoint = gr.Textbox(label="SignHiera checkpoint to adapt",
+                                                  value=defaults["signhiera_checkpoint"])
+                with gr.Row():
+                    freeze_fraction = gr.Number(value=defaults["signhiera_freeze_fraction"], minimum=0, maximum=1,
+                                                label="Frozen fraction of SignHiera's blocks")
+                    temporal_jitter = gr.Number(value=defaults["temporal_jitter"], precision=0, minimum=0,
+                                                label="Temporal jitter (sampled frames)")
+                with gr.Row():
+                    freeze_encoder = gr.Checkbox(value=defaults["freeze_encoder"], label="Freeze the SONAR encoder")
+                    gradient_checkpointing = gr.Checkbox(value=defaults["gradient_checkpointing"],
+                                                         label="Gradient checkpointing (less memory)")
             token = gr.Textbox(label="Admin token", type="password", visible=settings.launcher_locked)
             with gr.Row():
                 preview_btn = gr.Button("Preview command")
@@ -196,7 +231,9 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
     fields = {"name": name, "recipe": recipe, "train_features": train_features, "val_features": val_features,
               "base_encoder": base_encoder, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "max_samples": max_samples, "device": device, "beam": beam, "decoder": decoder, "tokenizer": tokenizer,
-              "asset_cards": asset_cards}
+              "asset_cards": asset_cards, "signhiera_checkpoint": signhiera_checkpoint,
+              "signhiera_freeze_fraction": freeze_fraction, "freeze_encoder": freeze_encoder,
+              "gradient_checkpointing": gradient_checkpointing, "temporal_jitter": temporal_jitter}
     assert tuple(fields) == FORM_FIELDS
     form = list(fields.values())
 
