@@ -23,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crop-cache": ("slt.data.crop_cache", "cache the uint8 signer crops of a manifest for training from video"),
     "synth": ("slt.data.synth.cli", "generate the synthetic signing corpus (videos + manifests)"),
     "demo": ("slt.demo.cli", "build or evaluate the offline demo model set"),
-    "train": ("slt.train.cli", "fine-tune (sonar-finetune, t5-bridge, scratch)"),
+    "train": ("slt.train.cli", "fine-tune (sonar-finetune, t5-bridge, scratch, signhiera-finetune; or a two-stage "
+                               "chain config)"),
     "evaluate": ("slt.train.evaluate", "evaluate an encoder or a run on a manifest split"),
     "tune": ("slt.train.tune", "hyperparameter search with Optuna"),
 }

@@ -81,6 +81,11 @@ def test_chain_config_fills_the_chain_fields_and_names_every_bad_field(tmp_path)
     official = ChainConfig.from_dict({**good, "stage2": {"base_encoder": None}})
     assert official.stage2.base_encoder is None  # null: the official zero-shot encoder
 
+    example = ChainConfig.load(REPO_ROOT / "configs" / "two-stage" / "how2sign.json")  # the README's example
+    assert example.stage1.base_encoder is None  # the official zero-shot encoder
+    assert example.stage2.base_encoder == "runs/how2sign-2stage/stage1/encoder.pt"
+    assert (example.stage2.device, example.nproc_per_node) == ("cuda", 8)
+
     bad = {"run_dir": "", "nproc_per_node": 0, "videos": {"train": "t.tsv", "bad name": ""}, "typo": 1,
            "stage1": {"lr": "1e-5", "epochs": 2.5, "recipe": "scratch", "run_dir": "x"},
            "stage2": {"train_features": "f.tsv", "batch_size": 0, "amp": "false"}}
