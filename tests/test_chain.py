@@ -64,7 +64,8 @@ def test_system_file_round_trip_relative_paths_and_errors(tmp_path) -> None:
 # ------------------------------------------------------------------------------------------------ config
 
 
-def test_chain_config_fills_the_chain_fields_and_names_every_bad_field(tmp_path) -> None:
+def test_chain_config_fills_the_chain_fields_and_names_every_bad_field(tmp_path, capsys) -> None:
+    from slt.__main__ import main
     from slt.train.chain import ChainConfig
 
     good = {"run_dir": str(tmp_path / "c"), "videos": {"train": "t.tsv", "val": "v.tsv", "test": "x.tsv"},
@@ -85,6 +86,11 @@ def test_chain_config_fills_the_chain_fields_and_names_every_bad_field(tmp_path)
     assert example.stage1.base_encoder is None  # the official zero-shot encoder
     assert example.stage2.base_encoder == "runs/how2sign-2stage/stage1/encoder.pt"
     assert (example.stage2.device, example.nproc_per_node) == ("cuda", 8)
+
+    example_path = str(REPO_ROOT / "configs" / "two-stage" / "how2sign.json")
+    assert main(["train", "--config", example_path, "--lr", "1e-3", "--beam-size", "2"]) == 1
+    assert "is a two-stage chain config: set ['--beam-size', '--lr'] in its stage1/stage2 sections" in \
+        capsys.readouterr().err
 
     bad = {"run_dir": "", "nproc_per_node": 0, "videos": {"train": "t.tsv", "bad name": ""}, "typo": 1,
            "stage1": {"lr": "1e-5", "epochs": 2.5, "recipe": "scratch", "run_dir": "x"},
