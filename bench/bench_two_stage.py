@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freeze-fraction", type=float, default=0.8, help="stage 1's signhiera_freeze_fraction")
     parser.add_argument("--epochs", type=int, default=None, help="stage 2 and baseline epochs (default: the demo "
                         "recipe's domain-B epochs)")
+    parser.add_argument("--stage1-freeze-encoder", action="store_true",
+                        help="stage 1 trains SignHiera's last blocks only (the SONAR encoder stays frozen)")
+    parser.add_argument("--chain-name", default="chain", help="the chain's folder in --out (variants share the crop "
+                        "caches and the baseline)")
     parser.add_argument("--workers", type=int, default=2, help="preprocessing processes (crop cache, features)")
     args = parser.parse_args(argv)
     bundle = read_demo_bundle(args.demo or demo_dir())
@@ -73,15 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         slt("crop-cache", "--manifest", str(videos[split]), "--out", str(out / "crops" / split), "--signhiera",
             signhiera, "--detector", bundle.detector, "--workers", str(args.workers))
 
-    chain = {"run_dir": str(out / "chain"), "videos": {s: str(videos[s]) for s in ("train", "val", "test")},
+    chain_dir = out / args.chain_name
+    chain = {"run_dir": str(chain_dir), "videos": {s: str(videos[s]) for s in ("train", "val", "test")},
              "extract_workers": args.workers, "description": "demo set adapted to domain B in two stages",
              "stage1": {**common, "train_features": str(out / "crops" / "train"),
                         "val_features": str(out / "crops" / "val"), "signhiera_checkpoint": signhiera,
                         "base_encoder": zero_shot, "epochs": args.stage1_epochs, "lr": args.stage1_lr,
-                        "signhiera_freeze_fraction": args.freeze_fraction, "early_stop_patience": args.stage1_epochs},
+                        "signhiera_freeze_fraction": args.freeze_fraction, "early_stop_patience": args.stage1_epochs,
+                        "freeze_encoder": args.stage1_freeze_encoder},
              "stage2": dict(finetune)}
-    (out / "chain.json").write_text(json.dumps(chain, indent=2))
-    slt("train", "--config", str(out / "chain.json"), "--resume")
+    (out / f"{args.chain_name}.json").write_text(json.dumps(chain, indent=2))
+    slt("train", "--config", str(out / f"{args.chain_name}.json"), "--resume")
 
     baseline = {**finetune, "recipe": "sonar-finetune", "train_features": str(features["train"]),
                 "val_features": str(features["val"]), "base_encoder": zero_shot, "run_dir": str(out / "baseline")}
@@ -106,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("zero-shot (domain A encoder)", None, test_scores(out / "eval_zero_shot")),
             (f"sonar-finetune alone ({epochs} epochs)", best_val(out / "baseline"), test_scores(out / "eval_baseline")),
             (f"two-stage: stage 1 ({args.stage1_epochs} epochs, from video) + stage 2 ({epochs} epochs)",
-             best_val(out / "chain" / "stage2"), test_scores(out / "chain" / "evaluate"))]
+             best_val(chain_dir / "stage2"), test_scores(chain_dir / "evaluate"))]
     n_test = test_scores(out / "eval_baseline").get("samples", "")
     print(f"\nDomain B (instructional) of the demo set in {bundle.root}; stage 1 val BLEU "
-          f"{best_val(out / 'chain' / 'stage1'):.2f}\n")
+          f"{best_val(chain_dir / 'stage1'):.2f}\n")
     print(f"| system | val BLEU (best epoch) | test BLEU ({n_test} clips) | test chrF |")
     print("|---|---|---|---|")
     for name, val, scores in rows:
