@@ -305,6 +305,34 @@ def read_system(path: str | Path) -> SystemSpec:
                       detector=spec.get("detector") or None, description=spec.get("description") or "")
 
 
+SYSTEM_DETECTORS = ("cnn", "dlib-cnn", "hog")  # slt.video's face detectors (this layer cannot import it)
+
+
+def write_system(folder: str | Path, signhiera: str | Path, encoder: str | Path, detector: str | None = None,
+                 description: str = "") -> Path:
+    """Write ``folder/system.json`` atomically (the format :func:`read_system` reads); `signhiera` and `encoder`
+    must be files inside `folder` (given absolute or relative to it) and are stored relative to it, so the folder
+    can move. Training calls it: a signhiera-finetune run in its folder, the two-stage chain once stage 2 is done."""
+    folder = Path(folder)
+
+    def relative(path: str | Path, role: str) -> str:
+        path = Path(path)
+        absolute = path if path.is_absolute() else folder / path
+        if not absolute.is_file():
+            raise SystemFileError(f"{SYSTEM_FILE} in {folder}: the {role} checkpoint {absolute} does not exist")
+        try:
+            return absolute.resolve().relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            raise SystemFileError(f"{SYSTEM_FILE} in {folder}: the {role} checkpoint {absolute} is not inside that "
+                                  "folder (its paths are relative, so the folder can move)") from None
+
+    if detector is not None and detector not in SYSTEM_DETECTORS:
+        raise SystemFileError(f"{SYSTEM_FILE}: detector must be one of {SYSTEM_DETECTORS} or None, got {detector!r}")
+    return atomic_write_json(folder / SYSTEM_FILE, {
+        "format": SYSTEM_FORMAT, "signhiera": relative(signhiera, "SignHiera"), "encoder": relative(encoder, "encoder"),
+        "detector": detector, "description": description})
+
+
 def find_systems(root: str | Path) -> dict[str, Path]:
     """Systems under a runs folder: name relative to `root` -> folder, for `<root>/<run>/system.json` and one
     level deeper (`<root>/<chain>/stage1/system.json`). Malformed files are listed too (read_system says why)."""

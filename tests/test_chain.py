@@ -17,48 +17,35 @@ import time
 import pytest
 import torch
 
-from slt.errors import ModelUnavailableError, TrainingError
-from slt.utils.system_file import SYSTEM_FILE, read_system_file, write_system_file
+from slt.errors import SystemFileError, TrainingError
+from slt.modelset import SYSTEM_FILE, read_system, write_system
 from tests.helpers.process import REPO_ROOT, child_env
 
 # ------------------------------------------------------------------------------------------------ system.json
 
 
-def test_system_file_round_trip_relative_paths_and_errors(tmp_path) -> None:
+def test_write_system_relative_paths_that_read_system_reads(tmp_path) -> None:
     run = tmp_path / "run"
     (run / "stage1").mkdir(parents=True)
     (run / "stage2").mkdir()
     (run / "stage1" / "signhiera.pt").write_bytes(b"s")
     (run / "stage2" / "encoder.pt").write_bytes(b"e")
-    path = write_system_file(run, run / "stage1" / "signhiera.pt", "stage2/encoder.pt", "hog", "two stages")
+    path = write_system(run, run / "stage1" / "signhiera.pt", "stage2/encoder.pt", "hog", "two stages")
     assert json.loads(path.read_text()) == {"format": 1, "signhiera": "stage1/signhiera.pt",
                                             "encoder": "stage2/encoder.pt", "detector": "hog",
                                             "description": "two stages"}
     moved = tmp_path / "moved"
     shutil.move(run, moved)  # relative paths: the folder can move
-    system = read_system_file(moved)
-    assert (system.signhiera, system.encoder, system.detector) == (
-        moved / "stage1" / "signhiera.pt", moved / "stage2" / "encoder.pt", "hog")
-    assert read_system_file(moved / SYSTEM_FILE) == system
+    system = read_system(moved)
+    assert (system.signhiera, system.encoder, system.detector, system.description) == (
+        moved / "stage1" / "signhiera.pt", moved / "stage2" / "encoder.pt", "hog", "two stages")
 
-    with pytest.raises(ModelUnavailableError, match="not inside that folder"):
-        write_system_file(moved / "stage1", moved / "stage1" / "signhiera.pt", moved / "stage2" / "encoder.pt")
-    with pytest.raises(ModelUnavailableError, match="encoder checkpoint .* does not exist"):
-        write_system_file(moved, "stage1/signhiera.pt", "stage2/missing.pt")
-    with pytest.raises(ModelUnavailableError, match="detector must be one of"):
-        write_system_file(moved, "stage1/signhiera.pt", "stage2/encoder.pt", detector="yolo")
-    (moved / "stage2" / "encoder.pt").unlink()
-    with pytest.raises(ModelUnavailableError, match="do not exist: encoder"):
-        read_system_file(moved)
-    (moved / SYSTEM_FILE).write_text(json.dumps({"format": 2, "signhiera": "a", "encoder": "b"}))
-    with pytest.raises(ModelUnavailableError, match="format 2; this version reads format 1"):
-        read_system_file(moved)
-    (moved / SYSTEM_FILE).write_text(json.dumps({"format": 1, "signhiera": "/abs.pt", "encoder": 3,
-                                                 "detector": "yolo"}))
-    with pytest.raises(ModelUnavailableError, match="signhiera must be a relative path.*encoder must be.*detector"):
-        read_system_file(moved)
-    with pytest.raises(ModelUnavailableError, match="no system.json"):
-        read_system_file(tmp_path)
+    with pytest.raises(SystemFileError, match="not inside that folder"):
+        write_system(moved / "stage1", moved / "stage1" / "signhiera.pt", moved / "stage2" / "encoder.pt")
+    with pytest.raises(SystemFileError, match="encoder checkpoint .* does not exist"):
+        write_system(moved, "stage1/signhiera.pt", "stage2/missing.pt")
+    with pytest.raises(SystemFileError, match="detector must be one of"):
+        write_system(moved, "stage1/signhiera.pt", "stage2/encoder.pt", detector="yolo")
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -174,7 +161,7 @@ def test_chain_cli_runs_both_stages_names_a_failed_step_and_resumes(chain_inputs
     status = json.loads((run / "status.json").read_text())
     assert (status["state"], status["stage"]) == ("failed", "stage2")
     # Stage 1 finished: its run dir alone is a usable system; the features were made with its SignHiera.
-    stage1 = read_system_file(run / "stage1")
+    stage1 = read_system(run / "stage1")
     assert (stage1.signhiera, stage1.encoder, stage1.detector) == (
         run / "stage1" / "signhiera.pt", run / "stage1" / "encoder.pt", "hog")
     for split in ("train", "val", "test"):
@@ -197,7 +184,7 @@ def test_chain_cli_runs_both_stages_names_a_failed_step_and_resumes(chain_inputs
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished steps were skipped, not redone
     assert "stage1: finished before" in (run / "train.log").read_text()
 
-    system = read_system_file(run)
+    system = read_system(run)
     assert (system.signhiera, system.encoder, system.detector, system.description) == (
         run / "stage1" / "signhiera.pt", run / "stage2" / "encoder.pt", "hog", "tiny chain")
     assert json.loads((run / SYSTEM_FILE).read_text())["signhiera"] == "stage1/signhiera.pt"
@@ -237,5 +224,5 @@ def test_chain_stopped_by_sigterm_resumes_the_interrupted_stage(chain_inputs, ti
     assert "resumed from" in (run / "stage1" / "train.log").read_text()
     history = [json.loads(line) for line in (run / "stage1" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history if "bleu" in row] == [1, 2, 3, 4, 5, 6]  # each epoch exactly once
-    assert read_system_file(run).encoder == run / "stage2" / "encoder.pt"
+    assert read_system(run).encoder == run / "stage2" / "encoder.pt"
     assert os.path.exists(run / "features" / "val" / "features.tsv")

@@ -21,7 +21,7 @@ A chain config holds the two stages' TrainConfigs and the video manifests the fe
    target_lang, device, seed) are taken from stage 1.
 4. ``evaluate/<split>``: stage 2 scored on every other split of ``videos`` (e.g. test), as ``python -m slt evaluate
    --run`` scores a run (``<run_dir>/evaluate/<split>_results.json``).
-5. ``<run_dir>/system.json`` (slt.utils.system_file): stage 1's SignHiera with stage 2's encoder, a model-set entry.
+5. ``<run_dir>/system.json`` (slt.modelset.write_system): stage 1's SignHiera with stage 2's encoder, a model-set entry.
 
 Every step runs as its own ``python -m slt`` process (under ``torch.distributed.run`` with ``nproc_per_node`` > 1),
 exactly the command a user would type, so each keeps its own guarantees (exact resume, DDP, sharded extraction).
@@ -50,11 +50,11 @@ from pathlib import Path
 from typing import Any
 
 from slt.errors import TrainingError
+from slt.modelset import write_system
 from slt.runtime import dist_info
 from slt.train.config import TrainConfig, _field_problem, read_config_mapping
 from slt.train.rundir import RunDir, read_status
 from slt.utils.io import atomic_write_json
-from slt.utils.system_file import write_system_file
 
 log = logging.getLogger("slt.train")
 
@@ -221,7 +221,7 @@ class Chain:
                         done.append(stage)
                     if self.stop_signal is not None:
                         raise ChainStopped(f"stopped by {signal.Signals(self.stop_signal).name} after {stage}")
-            system = write_system_file(
+            system = write_system(
                 self.root, self.root / "stage1" / "signhiera.pt", self.root / "stage2" / "encoder.pt",
                 self._crop_preprocess().detector, self.cfg.description or
                 f"two-stage fine-tuning ({self.root.name}): SignHiera adapted from video (stage 1), SONAR encoder "

@@ -10,7 +10,7 @@ target token is sonar-finetune's. The trainer gives it the rest (AMP on CUDA, ac
 stop, SIGTERM save). A small lr suits the pretrained blocks (1e-5 at How2Sign scale).
 
 Exports ``signhiera.pt`` (for extract-features, stage 2) and ``encoder.pt``, and ``system.json`` naming the two
-(slt.utils.system_file), so a stage-1 run alone is usable as a model-set entry.
+(slt.modelset.write_system), so a stage-1 run alone is usable as a model-set entry.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from slt.data.crop_cache import ClipBatch, CropCache, CropClipsDataset, collate_
 from slt.errors import TrainingError
 from slt.models import load_signhiera, save_model_checkpoint
 from slt.models.signhiera import first_trainable_block
+from slt.modelset import write_system
 from slt.train.config import TrainConfig, decoding_options
 from slt.train.recipes.base import unwrap
 from slt.train.recipes.sonar_finetune import SonarFinetuneRecipe
 from slt.train.stage1 import SignHieraSonar, stage1_loss
-from slt.utils.system_file import write_system_file
 
 
 class SignhieraFinetuneRecipe(SonarFinetuneRecipe):
@@ -107,7 +107,7 @@ class SignhieraFinetuneRecipe(SonarFinetuneRecipe):
         save_model_checkpoint(module.signhiera, paths["signhiera"])
         save_model_checkpoint(module.encoder, paths["encoder"])
         detector = self.cache_preprocess.detector if self.cache_preprocess is not None else None
-        paths["system"] = write_system_file(
+        paths["system"] = write_system(
             run_dir, paths["signhiera"], paths["encoder"], detector,
             "signhiera-finetune (stage 1): SignHiera's last blocks and the SONAR encoder adapted from video")
         return paths
