@@ -8,8 +8,9 @@ through stage 1's own module (slt.train.stage1.SignHieraSonar). The step is forw
 embeddings (the frozen text decoder is left out: its memory does not depend on checkpointing), backward and an
 AdamW step. Rows: the default freeze fraction (0.8: the last blocks train) and all blocks trained, each with
 checkpointing off and on. Every measurement runs in its own process: on CUDA the peak is
-torch.cuda.max_memory_allocated over the step; on CPU it is the growth of the process's peak RSS (ru_maxrss) from
-just before the step to its end, which is what the step adds to a process that already holds the model and the batch.
+torch.cuda.max_memory_allocated over the step; on CPU it is the growth of the process's peak RSS (VmHWM, reset
+just before the step: slt.bench.peak_rss_mark) to the step's end, which is what the step adds to a process that
+already holds the model and the batch.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 _CHILD = r"""
-import json, resource, sys
+import json, sys
 import torch
+from slt.bench import peak_rss_growth, peak_rss_mark
 from slt.data.crop_cache import ClipBatch
 from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig
 from slt.models.signhiera import first_trainable_block
@@ -50,14 +52,14 @@ if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
 else:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    mark = peak_rss_mark()
 model(batch).square().mean().backward()
 optimizer.step()
 if device.type == "cuda":
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated(device) - before
 else:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    peak = peak_rss_growth(mark)
 trained = sum(p.numel() for p in model.signhiera.parameters() if p.requires_grad)
 print(json.dumps({"peak_bytes": peak, "blocks": len(signhiera.blocks), "first_trainable": first,
                   "trained_params": trained}))
