@@ -8,8 +8,12 @@ a single process runs without one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -105,3 +109,19 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def on_stop_signals(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """Call `handler(signum, frame)` on SIGTERM and SIGINT (Ctrl-C) inside the block instead of dying, then put the
+    previous handlers back. Python lets only the main thread install handlers: elsewhere (a run started from a
+    worker thread, e.g. the app building the demo set) nothing is installed and the caller stops the work."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -20,6 +20,7 @@ from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEn
 from slt.modelset import ModelSet
 from slt.runtime import pick_dtype
 from slt.video import PreprocessConfig
+from tests.helpers.models import count_clip_passes
 from tests.helpers.process import REPO_ROOT
 from tests.helpers.text import TINY_LANGS
 from tests.helpers.video import astronaut_video, carphone_path, write_video
@@ -52,18 +53,6 @@ def engine(tiny_set) -> TranslationEngine:
 def face_clips(tmp_path_factory) -> list[Path]:
     folder = tmp_path_factory.mktemp("clips")
     return [astronaut_video(folder / f"face{i}.mp4", n_frames=30 + 20 * i)[0] for i in range(2)]
-
-
-def count_clip_passes(signhiera) -> list[int]:
-    """Count the clips SignHiera really processes (the real method still runs)."""
-    calls, real = [0], signhiera.extract_features
-
-    def counted(clips, *args, **kwargs):
-        calls[0] += clips.shape[0]
-        return real(clips, *args, **kwargs)
-
-    signhiera.extract_features = counted
-    return calls
 
 
 def test_translate_real_face_video_with_two_encoders_and_two_languages(engine):

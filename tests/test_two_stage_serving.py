@@ -40,6 +40,7 @@ from slt.train.config import TrainConfig
 from slt.train.trainer import Trainer
 from slt.video import PreprocessConfig, preprocess_video
 from slt.video.config import fit_preprocess_to_model
+from tests.helpers.models import count_clip_passes
 from tests.helpers.process import REPO_ROOT, child_env
 from tests.helpers.text import TINY_LANGS
 from tests.helpers.video import SAMPLES, astronaut_video, make_face_video
@@ -93,18 +94,6 @@ def tiny(tmp_path_factory, tiny_text_model):
                          encoders={"zero-shot": root / "encoder.pt"}, decoder=tiny_text_model.decoder_name,
                          tokenizer=tiny_text_model.tokenizer_name, detector="hog", languages=list(TINY_LANGS))
     return {"root": root, "run": run, "set": model_set, "video": root / "v1.mp4"}
-
-
-def count_clip_passes(signhiera) -> list[int]:
-    """Count the clips a SignHiera really processes (the real method still runs)."""
-    calls, real = [0], signhiera.extract_features
-
-    def counted(clips, *args, **kwargs):
-        calls[0] += clips.shape[0]
-        return real(clips, *args, **kwargs)
-
-    signhiera.extract_features = counted
-    return calls
 
 
 def test_read_system_resolves_paths_relative_to_its_folder(tiny):

@@ -44,14 +44,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slt.errors import TrainingError
 from slt.modelset import write_system
-from slt.runtime import dist_info
+from slt.runtime import dist_info, on_stop_signals
 from slt.train.config import TrainConfig, _field_problem, read_config_mapping
 from slt.train.rundir import RunDir, read_status
 from slt.utils.io import atomic_write_json
@@ -370,7 +369,6 @@ class Chain:
             raise TrainingError(f"two-stage chain, step {stage} failed (exit code {code}): {cause}; fix it and "
                                 f"continue with --resume (finished steps are skipped)")
 
-    @contextlib.contextmanager
     def _signals(self):
         def handler(signum, _frame):
             self.stop_signal = signum
@@ -378,15 +376,7 @@ class Chain:
             if self.child is not None and self.child.poll() is None:
                 self.child.send_signal(signum)
 
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        return on_stop_signals(handler)
 
 
 def _features_done(out: Path, signhiera: Path) -> bool:

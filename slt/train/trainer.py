@@ -13,7 +13,6 @@ import gc
 import logging
 import math
 import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 from analysis.metrics import validation_scores
 from slt.data.features import FeatureBatch
 from slt.errors import ManifestError, TrainingError
-from slt.runtime import barrier, cleanup_distributed, pick_device, seed_everything, setup_distributed
+from slt.runtime import (
+    barrier,
+    cleanup_distributed,
+    on_stop_signals,
+    pick_device,
+    seed_everything,
+    setup_distributed,
+)
 from slt.train import distributed as D
 from slt.train.checkpoint import load_training_state, save_training_state, set_rng_state
 from slt.train.config import TrainConfig
@@ -227,23 +233,12 @@ class Trainer:
             return False
 
     # ------------------------------------------------------------------------------------------ signals
-    @contextlib.contextmanager
     def _signals(self):
         def handler(signum, _frame):
             self._stop_signal = signum
             log.warning("received %s: stopping after the current step", signal.Signals(signum).name)
 
-        if threading.current_thread() is not threading.main_thread():
-            # Python only lets the main thread install handlers; a run started from a worker thread (the app
-            # building the demo set) is stopped by its caller instead.
-            yield
-            return
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        return on_stop_signals(handler)
 
     def _should_stop(self) -> bool:
         flag = [1.0 if self._stop_signal is not None else 0.0]
