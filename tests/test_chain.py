@@ -98,27 +98,9 @@ def test_chain_config_fills_the_chain_fields_and_names_every_bad_field(tmp_path,
 # ------------------------------------------------------------------------------------------------ the real chain
 @pytest.fixture(scope="module")
 def chain_inputs(tmp_path_factory, tiny_text_model):
-    from slt.data.crop_cache import build_crop_cache
-    from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
-    from slt.video import PreprocessConfig
-    from slt.video.config import fit_preprocess_to_model
-    from tests.helpers.video import make_face_video
+    from tests.helpers.stage1 import write_stage1_inputs  # here: it imports the crop cache and the models
 
-    signhiera = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
-    root = tmp_path_factory.mktemp("chain")
-    lines = ["id\tvideo_path\tn_frames\ttranslation"]
-    for seed, frames in enumerate((24, 40, 30, 20)):
-        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
-        lines.append(f"v{seed}\tv{seed}.mp4\t{frames}\t{tiny_text_model.sentences[seed]}")
-    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), signhiera)
-    build_crop_cache(root / "manifest.tsv", root / "cache", preprocess)
-    torch.manual_seed(0)
-    save_model_checkpoint(SignHiera(signhiera), root / "signhiera.pt")
-    encoder = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=signhiera.feature_dim, d_model=32,
-                                                           output_dim=tiny_text_model.decoder.model_dim))
-    save_model_checkpoint(encoder, root / "encoder.pt")
-    return root
+    return write_stage1_inputs(tmp_path_factory.mktemp("chain"), tiny_text_model)
 
 
 def _chain_config(root, tiny_text_model, run_dir, **stage2) -> dict:

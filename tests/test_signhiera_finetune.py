@@ -14,36 +14,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from slt.data.crop_cache import build_crop_cache
 from slt.errors import TrainingError
-from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
 from slt.text import DecodingOptions
 from slt.train.config import TrainConfig
 from slt.train.trainer import Trainer
-from slt.video import PreprocessConfig
-from slt.video.config import fit_preprocess_to_model
 from tests.helpers.process import REPO_ROOT, child_env
-from tests.helpers.video import make_face_video
+from tests.helpers.stage1 import TINY_SIGNHIERA, write_stage1_inputs
 
-SIGNHIERA = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
+SIGNHIERA = TINY_SIGNHIERA
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, tiny_text_model):
-    root = tmp_path_factory.mktemp("signhiera_finetune")
-    lines = ["id\tvideo_path\tn_frames\ttranslation"]
-    for seed, frames in enumerate((24, 40, 30, 20)):
-        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
-        lines.append(f"v{seed}\tv{seed}.mp4\t{frames}\t{tiny_text_model.sentences[seed]}")
-    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), SIGNHIERA)
-    build_crop_cache(root / "manifest.tsv", root / "cache", preprocess)
-    torch.manual_seed(0)
-    save_model_checkpoint(SignHiera(SIGNHIERA), root / "signhiera.pt")
-    encoder = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=SIGNHIERA.feature_dim, d_model=32,
-                                                           output_dim=tiny_text_model.decoder.model_dim))
-    save_model_checkpoint(encoder, root / "encoder.pt")
-    return root
+    return write_stage1_inputs(tmp_path_factory.mktemp("signhiera_finetune"), tiny_text_model, SIGNHIERA)
 
 
 def config(corpus, tiny_text_model, run_dir, **changes) -> TrainConfig:

@@ -29,8 +29,6 @@ from slt.errors import (
 from slt.models import (
     SignHiera,
     SignHieraConfig,
-    SonarSignEncoder,
-    SonarSignEncoderConfig,
     load_signhiera,
     save_model_checkpoint,
 )
@@ -42,10 +40,11 @@ from slt.video import PreprocessConfig, preprocess_video
 from slt.video.config import fit_preprocess_to_model
 from tests.helpers.models import count_clip_passes
 from tests.helpers.process import REPO_ROOT, child_env
+from tests.helpers.stage1 import TINY_SIGNHIERA, write_stage1_inputs
 from tests.helpers.text import TINY_LANGS
-from tests.helpers.video import SAMPLES, astronaut_video, make_face_video
+from tests.helpers.video import SAMPLES, astronaut_video
 
-SIGNHIERA = SignHieraConfig.tiny(num_frames=16, image_size=32, stages=(1, 2, 2, 1))  # 6 blocks
+SIGNHIERA = TINY_SIGNHIERA
 
 
 def train_stage1(run_dir: Path, manifest: Path, preprocess: PreprocessConfig, **config) -> Path:
@@ -74,17 +73,7 @@ def write_system(folder: Path, **fields) -> Path:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_text_model):
     """A tiny model set (SignHiera + zero-shot encoder + the tiny text decoder) and a stage-1 run adapted from it."""
-    root = tmp_path_factory.mktemp("two_stage")
-    lines = ["id\tvideo_path\tn_frames\ttranslation"]
-    for seed, frames in enumerate((24, 40, 30, 20)):
-        make_face_video(root / f"v{seed}.mp4", frames, size=160, seed=seed)
-        lines.append(f"v{seed}\tv{seed}.mp4\t{frames}\t{tiny_text_model.sentences[seed]}")
-    (root / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    torch.manual_seed(0)
-    save_model_checkpoint(SignHiera(SIGNHIERA), root / "signhiera.pt")
-    encoder = SonarSignEncoder(SonarSignEncoderConfig.tiny(input_dim=SIGNHIERA.feature_dim, d_model=32,
-                                                           output_dim=tiny_text_model.decoder.model_dim))
-    save_model_checkpoint(encoder, root / "encoder.pt")
+    root = write_stage1_inputs(tmp_path_factory.mktemp("two_stage"), tiny_text_model, SIGNHIERA, crop_cache=False)
     preprocess = fit_preprocess_to_model(PreprocessConfig(detector="hog"), SIGNHIERA)
     run = train_stage1(root / "stage1", root / "manifest.tsv", preprocess,
                        signhiera_checkpoint=str(root / "signhiera.pt"), base_encoder=str(root / "encoder.pt"),
