@@ -9,9 +9,11 @@ a single process runs without one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,3 +127,36 @@ def on_stop_signals(handler: Callable[[int, object], None]) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_malloc_tuned: bool | None = None
+_malloc_lock = threading.Lock()
+
+
+def keep_freed_memory(mmap_threshold_mb: int = 256, trim_threshold_mb: int = 512) -> bool:
+    """Let glibc reuse freed large CPU tensors instead of giving them back to the kernel (once per process).
+
+    By default glibc serves blocks over 32 MB with a fresh ``mmap`` and unmaps them on free, and trims the heap
+    once its free top passes ~64 MB. Work that allocates and frees tens of MB per step (the face detector's
+    pyramid and first conv: ~27 and ~35 MB for every 512x288 frame) then page-faults on every page of every
+    tensor: measured ~25 % of a CPU detection. With the thresholds raised, those blocks come from the heap and are
+    reused; the cost is that up to ``trim_threshold_mb`` of freed memory may stay with the process.
+    Linux/glibc only (elsewhere nothing happens); ``SLT_KEEP_FREED_MEMORY=0`` turns it off. Returns whether the
+    settings are in effect."""
+    global _malloc_tuned
+    with _malloc_lock:
+        if _malloc_tuned is not None:
+            return _malloc_tuned
+        _malloc_tuned = False
+        if os.environ.get("SLT_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+            return False
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+            return False
+        _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold_mb << 20)) and bool(
+            mallopt(_M_TRIM_THRESHOLD, trim_threshold_mb << 20))
+        return _malloc_tuned
