@@ -103,6 +103,7 @@ class TranslationEngine:
         self._model_lock = threading.RLock()
         self._cache_lock = threading.Lock()
         self._signhieras: dict[str, torch.nn.Module] = {}  # signhiera_key -> loaded SignHiera
+        self._signhiera_configs: dict[str, object] = {}  # signhiera_key -> config read from its file (signhiera_config)
         self._encoders: dict[str, torch.nn.Module] = {}
         self._decoder = None
         self._feature_cache: OrderedDict[tuple, VideoFeatures] = OrderedDict()
@@ -186,6 +187,23 @@ class TranslationEngine:
                 self._signhieras[key] = self._timed_load(
                     name, lambda: load_signhiera(path, device=self.device, dtype=self.dtype))
             return self._signhieras[key]
+
+    def signhiera_config(self, key: str):
+        """The config of SignHiera `key`: the loaded model's, else read from its file without building the model
+        (and without the model lock), so preprocessing, which needs only the clip size, need not wait for a model
+        another thread is still loading. A file that must first be downloaded is loaded as the model."""
+        model = self._signhieras.get(key)
+        if model is not None:
+            return model.config
+        path = self.model_set.local_file(self._signhiera_source(key)[0])
+        if path is None:
+            return self.signhiera_model(key).config
+        with self._cache_lock:
+            if key not in self._signhiera_configs:
+                from slt.models.loading import read_signhiera_config  # for start-up time, as in signhiera_model
+
+                self._signhiera_configs[key] = read_signhiera_config(path)
+            return self._signhiera_configs[key]
 
     def _signhiera_source(self, key: str) -> tuple[FileSource, str]:
         """(file, timing name) of a SignHiera identity: "signhiera" for the set's, "signhiera:<label>" for the first
@@ -275,11 +293,10 @@ class TranslationEngine:
         `cancel` is checked between stages and before every decoded frame (TranslationCancelled); `progress` gets
         the fraction of the videos' preprocessing done."""
         keys = list(dict.fromkeys(signhieras))
-        models = {key: self.signhiera_model(key) for key in keys}
         # SignHieras of other clip sizes need other crops: one preprocessing pass per distinct setting.
         groups: dict[str, tuple[object, list[str]]] = {}
         for key in keys:
-            config = fit_preprocess_to_model(preprocess or self.preprocess_config, models[key].config)
+            config = fit_preprocess_to_model(preprocess or self.preprocess_config, self.signhiera_config(key))
             groups.setdefault(repr(config), (config, []))[1].append(key)
         results: dict[str, list[VideoFeatures | None]] = {key: [None] * len(videos) for key in keys}
         for config, group in groups.values():

@@ -104,6 +104,11 @@ class ModelSet:
         """A copy with a trained system (its encoder and its own SignHiera) added as encoder `label`."""
         return self.with_encoders({label: system.encoder}, {label: system.signhiera})
 
+    def local_file(self, source: FileSource) -> Path | None:
+        """The local path of one of the set's files when it is there without a download (else None)."""
+        path = default_cache_dir() / source.filename if isinstance(source, RemoteFile) else Path(source)
+        return path if path.is_file() else None
+
     def resolve_file(self, source: FileSource, progress: ProgressCallback | None = None) -> Path:
         """The local path of one of the set's files (downloading a remote one into the cache when missing)."""
         if isinstance(source, RemoteFile):

@@ -229,3 +229,42 @@ def test_shared_engine_is_one_per_set_device_and_backend(tiny_set, monkeypatch):
     monkeypatch.setenv("SLT_DECODER_BACKEND", "transformers")
     assert TranslationEngine.shared(tiny_set, device="cpu").decoder_backend == "transformers"
     assert len(TranslationEngine._shared) == 2
+
+
+def test_preprocessing_does_not_wait_for_a_signhiera_still_loading(tiny_set, face_clips):
+    """Preprocessing needs only the SignHiera's clip size: it reads that from the file while another thread holds
+    the model lock (a background loader), and the crops are the ones the loaded model's config gives."""
+    engine = TranslationEngine(tiny_set, device="cpu")
+    key = engine.base_signhiera_key
+    held, release = threading.Event(), threading.Event()
+
+    def loader() -> None:
+        with engine._model_lock:
+            held.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=loader)
+    thread.start()
+    held.wait(10)
+    try:
+        box = {}
+        worker = threading.Thread(target=lambda: box.update(config=engine.signhiera_config(key)))
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive(), "signhiera_config waited for the model lock"
+        assert not engine._signhieras, "reading the config must not build the model"
+    finally:
+        release.set()
+        thread.join()
+    assert box["config"] == engine.signhiera_for("a").config == SignHieraConfig.tiny()
+    features = engine.extract(face_clips[0])
+    assert features.features.shape[-1] == engine.signhiera.config.feature_dim
+
+
+def test_signhiera_config_of_a_released_file_is_the_full_size(tmp_path):
+    from slt.models.loading import read_signhiera_config
+
+    torch.save({"model": {"pos_embed_spatial": torch.zeros(1)}}, tmp_path / "released.pt")
+    assert read_signhiera_config(tmp_path / "released.pt") == SignHieraConfig()
+    with pytest.raises(CheckpointError, match="not found"):
+        read_signhiera_config(tmp_path / "missing.pt")

@@ -80,3 +80,23 @@ def test_the_blocker_really_blocks():
     code = BLOCKER + "\ntry:\n    import dlib\nexcept ImportError as error:\n    print('blocked:', error)\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "blocked: No module named 'dlib'" in done.stdout
+
+
+def test_loading_a_signhiera_does_not_import_transformers(tmp_path):
+    """Preprocessing waits for the SignHiera's config (or the model): neither may pay for transformers' T5 (~2 s
+    to import), which only the SONAR encoder is built on; `slt.models` still offers the encoder's names."""
+    code = """
+import sys, torch
+from slt.models import SignHiera, SignHieraConfig, load_signhiera, save_model_checkpoint
+from slt.models.loading import read_signhiera_config
+save_model_checkpoint(SignHiera(SignHieraConfig.tiny()), "s.pt")
+loaded = load_signhiera("s.pt")
+assert read_signhiera_config("s.pt") == loaded.config == SignHieraConfig.tiny()
+print("transformers" in sys.modules)
+from slt.models import SonarSignEncoderConfig
+print("transformers" in sys.modules, SonarSignEncoderConfig.__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "SonarSignEncoderConfig"]

@@ -53,3 +53,44 @@ def test_seed_everything_repeats_every_generator():
     first = draw()
     seed_everything(7)
     assert draw() == first
+
+
+def test_reserved_cores_leave_the_foreground_fewer_threads_and_restore_them():
+    from slt.runtime import foreground_cpu_threads, foreground_threads, reserve_cpu_core
+
+    before = torch.get_num_threads()
+    full = foreground_threads()
+    with reserve_cpu_core():
+        assert foreground_threads() == max(1, full - 1)
+        with foreground_cpu_threads():
+            assert torch.get_num_threads() == max(1, full - 1)
+        assert torch.get_num_threads() == before
+    assert foreground_threads() == full
+
+
+def test_detection_under_a_reserved_core_finds_the_same_faces():
+    from slt.runtime import reserve_cpu_core
+    from slt.video.mmod import get_mmod_detector
+    from tests.helpers.video import astronaut_bgr
+
+    image = np.ascontiguousarray(astronaut_bgr()[:300, 100:400, ::-1])
+    detector = get_mmod_detector("cpu")
+    alone = detector.detect([image], 1)
+    with reserve_cpu_core():
+        assert detector.detect([image], 1) == alone
+    assert alone[0], "the astronaut's face must be found"
+
+
+def test_glibc_keeps_freed_memory_unless_turned_off():
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    code = "from slt.runtime import keep_freed_memory; print(keep_freed_memory(), keep_freed_memory())"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "SLT_KEEP_FREED_MEMORY": "0"})
+    assert off.stdout.split() == ["False", "False"]
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert on.stdout.split() == (["True", "True"] if glibc else ["False", "False"])

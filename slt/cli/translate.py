@@ -19,6 +19,7 @@ from slt.engine import TranslationEngine
 from slt.errors import InvalidArgumentError
 from slt.modelset import is_system, read_system
 from slt.registry import MODEL_SETS, build_demo_set, demo_set_built, pick_model_set, resolve_model_set
+from slt.runtime import reserve_cpu_core
 from slt.text import DecodingOptions
 from slt.video import default_preprocess
 from slt.video.detect import DETECTORS
@@ -166,13 +167,15 @@ def _load_in_background(engine: TranslationEngine, labels: list[str]) -> threadi
     translation to meet again and report."""
 
     def load() -> None:
-        try:
-            for label in labels:  # what this translation reads: each label's SignHiera and encoder, the decoder
-                engine.signhiera_for(label)
-                engine.encoder(label)
-            engine.decoder  # noqa: B018 - loading is the point
-        except Exception:  # reported by the translation, which loads the same model
-            pass
+        # The detector offers one thread fewer while this runs (slt.runtime.reserve_cpu_core).
+        with reserve_cpu_core():
+            try:
+                for label in labels:  # what this translation reads: each label's SignHiera and encoder, the decoder
+                    engine.signhiera_for(label)
+                    engine.encoder(label)
+                engine.decoder  # noqa: B018 - loading is the point
+            except Exception:  # reported by the translation, which loads the same model
+                pass
 
     thread = threading.Thread(target=load, name="slt-model-loader", daemon=True)
     thread.start()

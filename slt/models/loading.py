@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
@@ -17,7 +17,9 @@ from torch import nn
 from slt.errors import CheckpointError, ModelInputError
 from slt.models.checkpoint import StateDict, assign_state_dict, check_state_dict, read_checkpoint, select_state_dict
 from slt.models.signhiera import SignHiera, SignHieraConfig
-from slt.models.sonar_encoder import SonarSignEncoder, SonarSignEncoderConfig
+
+if TYPE_CHECKING:
+    from slt.models.sonar_encoder import SonarSignEncoder, SonarSignEncoderConfig
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -54,13 +56,10 @@ def _load(path: str | os.PathLike, model_cls: type[M], config_cls: Any, top_leve
         raise CheckpointError(f"{path} holds a '{checkpoint['kind']}' checkpoint, not '{model_cls.kind}'")
     state = select_state_dict(checkpoint, path, top_level_keys)
     hint = ""
-    if config is None and isinstance(checkpoint, Mapping) and checkpoint.get("config") is not None:
-        try:
-            config = config_cls.from_dict(checkpoint["config"])
-        except (ModelInputError, TypeError) as error:
-            raise CheckpointError(f"{path}: invalid stored config: {error}") from error
-    elif config is None:
-        hint = " (the file has no config, so the full-size layout was expected; pass config= for other sizes)"
+    if config is None:
+        config = _stored_config(checkpoint, config_cls, path)
+        if config is None:
+            hint = " (the file has no config, so the full-size layout was expected; pass config= for other sizes)"
     with torch.device("meta"):  # no weights are allocated until the file's tensors are adopted
         model = model_cls(config or config_cls())
     state = fix_keys(state, path)
@@ -71,6 +70,23 @@ def _load(path: str | os.PathLike, model_cls: type[M], config_cls: Any, top_leve
     except (RuntimeError, AssertionError) as error:
         raise ModelInputError(f"Cannot move {model_cls.__name__} to device {device!r}: {error}") from error
     return model.eval()
+
+
+def _stored_config(checkpoint: Any, config_cls: Any, path: str | os.PathLike) -> Any:
+    """The config a checkpoint of ours stores (None for released files, which are full size)."""
+    if not isinstance(checkpoint, Mapping) or checkpoint.get("config") is None:
+        return None
+    try:
+        return config_cls.from_dict(checkpoint["config"])
+    except (ModelInputError, TypeError) as error:
+        raise CheckpointError(f"{path}: invalid stored config: {error}") from error
+
+
+def read_signhiera_config(path: str | os.PathLike) -> SignHieraConfig:
+    """The config :func:`load_signhiera` would build for this file (its stored one, else the released full size),
+    without building the model: all that preprocessing needs (clip length and image size). The file is
+    memory-mapped, so its weights are not read."""
+    return _stored_config(read_checkpoint(path), SignHieraConfig, path) or SignHieraConfig()
 
 
 def load_signhiera(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
@@ -92,5 +108,9 @@ def load_sonar_sign_encoder(path: str | os.PathLike, device: str | torch.device 
     Accepts the legacy ``encoder.feature_proj*`` names; the tied embedding may be stored under one or all of its
     three names (they must be equal). ``dtype`` defaults to float32. Eval mode.
     """
+    # Imported here for start-up time: the encoder is built on transformers' T5 (~2 s to import), which loading a
+    # SignHiera (what preprocessing waits for) does not need.
+    from slt.models.sonar_encoder import SonarSignEncoder, SonarSignEncoderConfig
+
     return _load(path, SonarSignEncoder, SonarSignEncoderConfig, ("student", "model", "model_state"), _sonar_keys,
                  SONAR_TIED_ALIASES, device, dtype, config)

@@ -313,6 +313,8 @@ class SignHiera(nn.Module):
         return blocks
 
     def _init_weights(self) -> None:
+        if self.pos_embed_spatial.is_meta:  # built on the meta device to be loaded: nothing to initialise (and
+            return  # meta trunc_normal_ goes through torch's reference ops, importing torch._dynamo: ~1 s)
         nn.init.trunc_normal_(self.pos_embed_spatial, std=0.02)
         nn.init.trunc_normal_(self.pos_embed_temporal, std=0.02)
         for module in self.modules():
