@@ -275,6 +275,40 @@ def test_full_resolution_frames_are_kept_only_within_the_frame_buffer(tmp_path):
         assert all(np.array_equal(got.crops[i], want.crops[i]) for i in want.crops)
 
 
+def test_concurrent_calls_share_one_process_wide_frame_pool(tmp_path, monkeypatch):
+    """Each call borrows its frame buffer from the process's pool while it runs: with the pool lent out (another
+    upload being preprocessed) a call decodes twice, with the same crops; every loan comes back, also when a call
+    fails or its caller stops early."""
+    from slt.video import pipeline
+    from slt.video.scan import FramePool
+
+    video, _ = astronaut_video(tmp_path / "a.mp4", n_frames=40)
+    pool = FramePool(64 * 2**20)
+    monkeypatch.setattr(pipeline, "FRAME_POOL", pool)
+    config = dataclasses.replace(HOG, frame_buffer_mb=48)
+    alone = preprocess_video(video, config, materialize=False)
+    assert alone.decode_passes == 1 and pool.free == pool.total
+    frame_bytes = alone.info.width * alone.info.height * 3
+    with pool.borrow(pool.total - frame_bytes) as other:  # another call holds all but one frame's room
+        assert other.budget == pool.total - frame_bytes and pool.free == frame_bytes
+        squeezed = preprocess_video(video, config, materialize=False)
+        assert pool.free == frame_bytes
+    assert pool.free == pool.total
+    assert squeezed.decode_passes == 2
+    again = preprocess_video(video, config, materialize=False)
+    assert again.decode_passes == 1, "the loan came back: the next call keeps its frames again"
+    assert squeezed.box == alone.box and squeezed.crops.keys() == alone.crops.keys()
+    assert all(np.array_equal(squeezed.crops[i], alone.crops[i]) for i in alone.crops)
+    with pytest.raises(VideoReadError):
+        preprocess_video(tmp_path / "missing.mp4", config)
+    assert pool.free == pool.total
+    videos = preprocess_videos([video, video], config, materialize=False)
+    next(videos)
+    assert pool.free < pool.total  # lent while the caller may still ask for the second video
+    videos.close()
+    assert pool.free == pool.total
+
+
 def test_scan_keeps_the_frames_asked_for_until_its_budget_runs_out(tmp_path):
     """The reader keeps the `keep` frames (and the last one) unchanged; over budget it keeps none and gives the
     room back."""

@@ -37,6 +37,8 @@ class PreprocessConfig:
     preview_tile: int = 112  # preview strip height in pixels
     # Full-resolution frames the face scan may keep for cropping, in MB for one preprocessing call: when a video's
     # sampled frames fit (a 10-s 720p clip needs ~350 MB), it is decoded once instead of twice. 0: always twice.
+    # Borrowed from one pool per process (SLT_FRAME_POOL_MB, default 1024) while the call runs, so concurrent
+    # calls (uploads in the app) keep at most the pool together; a call that gets less decodes twice.
     frame_buffer_mb: int = 512
 
     def __post_init__(self) -> None:

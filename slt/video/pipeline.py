@@ -21,7 +21,7 @@ from slt.video.clips import build_clips, clip_frame_indices, clip_padding, crop_
 from slt.video.config import PreprocessConfig
 from slt.video.decode import VideoInfo, has_frame, iter_frames, probe_video
 from slt.video.preview import frame_with_box, make_preview, pick_preview_indices
-from slt.video.scan import FrameBuffer, ScanJob, ScanResult, scan_videos
+from slt.video.scan import FRAME_POOL, FrameBuffer, ScanJob, ScanResult, scan_videos
 from slt.video.signer_box import IntBox, center_box, choose_face_box, expand_face_box, make_square
 
 
@@ -102,13 +102,22 @@ def preprocess_videos(paths: Sequence[str | Path], config: PreprocessConfig | No
     started = time.perf_counter()
     config = config or PreprocessConfig()
     paths = [Path(p) for p in paths]
-    jobs, infos = [], []
-    for path in paths:  # size and length limits are checked before anything is decoded
-        job, info = _scan_job(path, config)
-        jobs.append(job)
-        infos.append(info)
+    # This call's room for full frames, borrowed from the process's pool until the last video is yielded.
+    with FRAME_POOL.borrow(config.frame_buffer_mb * 2**20) as buffer:
+        jobs, infos = [], []
+        for path in paths:  # size and length limits are checked before anything is decoded
+            job, info = _scan_job(path, config, buffer.budget)
+            jobs.append(job)
+            infos.append(info)
+        yield from _preprocess_scanned(paths, jobs, infos, config, materialize, device, should_stop, progress,
+                                       buffer, started)
+
+
+def _preprocess_scanned(paths: list[Path], jobs: list[ScanJob], infos: list[VideoInfo], config: PreprocessConfig,
+                        materialize: bool, device, should_stop: Callable[[], bool] | None,
+                        progress: Callable[[float], None] | None, buffer: FrameBuffer,
+                        started: float) -> Iterator[PreprocessedVideo]:
     report = _Progress(progress, [info.reported_frames for info in infos])
-    buffer = FrameBuffer(config.frame_buffer_mb * 2**20)
     scans = scan_videos(jobs, detector=config.detector, detect_every=config.detect_every,
                         detect_max_side=config.detect_max_side, upsample=config.upsample, device=device,
                         should_stop=should_stop, progress=report.scanned if progress else None, buffer=buffer)
@@ -150,7 +159,8 @@ class _Progress:
         self._report(video, 0.8 + 0.2 * fraction)
 
 
-def _scan_job(path: Path, config: PreprocessConfig) -> tuple[ScanJob, VideoInfo]:
+def _scan_job(path: Path, config: PreprocessConfig, buffer_bytes: int = 0) -> tuple[ScanJob, VideoInfo]:
+    """The scan of one video after its limits are checked; it keeps its clips' frames when they fit `buffer_bytes`."""
     _check_size(path, config.max_bytes)
     info = probe_video(path, verify_count=False)
     max_frames = None
@@ -163,16 +173,18 @@ def _scan_job(path: Path, config: PreprocessConfig) -> tuple[ScanJob, VideoInfo]
                 f"The video {path} lasts {info.reported_frames / info.fps:.1f} s, longer than the limit of "
                 f"{config.max_duration_s:g} s; trim it or raise max_duration_s."
             )
-    return ScanJob(path, max_frames, config.max_duration_s, info.fps, _frames_to_keep(info, max_frames, config)), info
+    keep = _frames_to_keep(info, max_frames, config, buffer_bytes)
+    return ScanJob(path, max_frames, config.max_duration_s, info.fps, keep), info
 
 
-def _frames_to_keep(info: VideoInfo, max_frames: int | None, config: PreprocessConfig) -> frozenset[int]:
+def _frames_to_keep(info: VideoInfo, max_frames: int | None, config: PreprocessConfig,
+                    buffer_bytes: int) -> frozenset[int]:
     """The frames the clips can sample, for the scan to keep: the clip positions do not depend on the video's
     length (only the clamping of the last clip does, to the last frame, which the scan keeps anyway), so the
     indices for the container's claimed length (plus 2 s, the limit if lower) cover every shorter truth. A video
     longer than its container says misses frames here: it is cropped by a second decode instead, as is one whose
     frames would not fit the buffer."""
-    if config.frame_buffer_mb == 0:
+    if buffer_bytes == 0:
         return frozenset()
     bound = info.reported_frames + int(2 * info.fps) + 1
     if max_frames is not None:
@@ -181,7 +193,7 @@ def _frames_to_keep(info: VideoInfo, max_frames: int | None, config: PreprocessC
                                  config.stride)
     keep = frozenset(np.concatenate(indices).tolist()) if indices else frozenset()
     expected = sum(1 for i in keep if i < info.reported_frames) + 1  # + the last frame
-    if expected * info.width * info.height * 3 > config.frame_buffer_mb * 2**20:
+    if expected * info.width * info.height * 3 > buffer_bytes:
         return frozenset()  # a long video would fill the buffer only to drop it: decode twice from the start
     return keep
 

@@ -10,6 +10,8 @@ goes through several videos in a row, so a batch may hold frames of more than on
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 import time
@@ -103,7 +105,7 @@ class FrameBuffer:
     once a video is cropped). A video whose frames do not fit keeps none: its crops are decoded again."""
 
     def __init__(self, budget: int):
-        self.free = budget
+        self.budget = self.free = budget
         self._lock = threading.Lock()
 
     def take(self, nbytes: int) -> bool:
@@ -117,6 +119,32 @@ class FrameBuffer:
         if frames:
             with self._lock:
                 self.free += sum(frame.nbytes for frame in frames.values())
+
+
+class FramePool:
+    """The bytes of full frames all preprocessing calls of a process may keep at once. Each call borrows up to its
+    own budget (``PreprocessConfig.frame_buffer_mb``) for as long as it runs, so concurrent calls (several uploads
+    in the app) hold at most the pool together; a call that gets less keeps fewer videos' frames and decodes the
+    others twice (same crops)."""
+
+    def __init__(self, total: int):
+        self.total = self.free = total
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrow(self, nbytes: int) -> Iterator[FrameBuffer]:
+        with self._lock:
+            got = max(0, min(nbytes, self.free))
+            self.free -= got
+        try:
+            yield FrameBuffer(got)
+        finally:  # the whole loan comes back, whatever the frames' owners did with it
+            with self._lock:
+                self.free += got
+
+
+# SLT_FRAME_POOL_MB: the process-wide bound (default 1 GB: two 10-s 720p clips at once keep their frames).
+FRAME_POOL = FramePool(int(os.environ.get("SLT_FRAME_POOL_MB", "1024")) * 2**20)
 
 
 class _Stopped(Exception):
