@@ -66,5 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _fast_exit() -> None:
+    """For `python -m slt` only (a caller of main() keeps its own process): the command is done, so freeze every
+    object the process holds, so that the interpreter's last garbage
+    collection at exit does not walk them all (torch, transformers and fairseq2 make millions of objects: that walk
+    took 1.0-1.4 s of each command on the 2-core machine, 0.2 s frozen). Files are closed and output flushed as
+    before; only reference cycles still alive now are not collected, and Python promises no finalizers for objects
+    alive at exit anyway."""
+    import gc
+
+    gc.freeze()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    _fast_exit()
+    sys.exit(code)

@@ -227,6 +227,8 @@ from slt.engine import TranslationEngine
 from slt.registry import resolve_model_set
 engine = TranslationEngine(resolve_model_set("demo"), device="cpu")
 engine.load()
+import gc
+gc.freeze()  # as `python -m slt` does at the end of a command (a faster exit)
 """
 
 _MEMORY_CHILD = """

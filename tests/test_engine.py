@@ -268,3 +268,30 @@ def test_signhiera_config_of_a_released_file_is_the_full_size(tmp_path):
     assert read_signhiera_config(tmp_path / "released.pt") == SignHieraConfig()
     with pytest.raises(CheckpointError, match="not found"):
         read_signhiera_config(tmp_path / "missing.pt")
+
+
+def test_commands_freeze_their_objects_before_the_interpreter_exits(tmp_path):
+    """The last garbage collection at exit walked every object torch/transformers/fairseq2 made (~1 s per command
+    on 2 cores): `python -m slt` freezes them once the command is done, also when it failed, so exit skips that
+    walk. main() called from other code (tests, a program embedding it) leaves its caller's GC alone."""
+    code = """
+import gc, runpy, sys
+from slt.__main__ import main
+main(["models"])
+embedded = gc.get_freeze_count()
+codes = []
+for argv in (["models"], ["translate", "no-such-clip.mp4", "--model-set", "official"]):
+    gc.unfreeze()
+    sys.argv = ["slt", *argv]
+    try:
+        runpy.run_module("slt", run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        codes.append((done.code, gc.get_freeze_count() > 1000))
+print("RESULT", embedded, codes)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "SLT_OFFLINE": "1",
+                               "SLT_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout[done.stdout.index("RESULT"):].strip() == "RESULT 0 [(0, True), (1, True)]", (
+        done.stdout + done.stderr[-2000:])
