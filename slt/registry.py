@@ -29,6 +29,7 @@ from slt.modelset import (
     official_model_set,
     read_demo_bundle,
 )
+from slt.text.assets import OFFICIAL_TEXT_CARDS, text_cache_dir
 
 __all__ = ["MODEL_SETS", "REPO_ROOT", "build_demo_set", "demo_dir", "demo_set_built", "describe_model_sets",
            "official_reachable", "pick_model_set", "resolve_model_set"]
@@ -84,8 +85,15 @@ def describe_model_sets() -> list[dict]:
         rows.append({"set": "official", "role": role, "file": source.filename, "cached": path.exists(),
                      "path": str(path), "url": source.url,
                      "size_bytes": path.stat().st_size if path.exists() else None})
-    rows.append({"set": "official", "role": "decoder", "file": official.decoder, "cached": None,
-                 "path": "fairseq2 asset cache", "url": "sonar-space asset card", "size_bytes": None})
+    # The text decoder: fairseq2 fetches it into its own asset cache (FAIRSEQ2_CACHE_DIR) by sonar-space's card;
+    # the transformers backend downloads the same files into the SLT cache. Listed here is the latter.
+    card = OFFICIAL_TEXT_CARDS[official.decoder]
+    for role, field in (("decoder", "checkpoint"), ("tokenizer", "tokenizer")):
+        url = str(card[field])
+        path = text_cache_dir() / Path(urlparse(url).path).name
+        rows.append({"set": "official", "role": role, "file": path.name, "cached": path.exists(), "path": str(path),
+                     "url": url, "size_bytes": path.stat().st_size if path.exists() else None,
+                     "note": "transformers backend; fairseq2 keeps its own copy (FAIRSEQ2_CACHE_DIR)"})
     root = demo_dir()
     built_locally = "built locally (python -m slt demo build)"
     if demo_bundle_exists(root):

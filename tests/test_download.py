@@ -128,6 +128,19 @@ def test_models_command_lists_official_files_with_urls(isolated_cache, tmp_path,
     assert by_file["dm_70h_ub_sonar_encoder.pth"]["cached"] is False
     assert by_file["dm_70h_ub_sonar_encoder.pth"]["url"].endswith("/SONAR/asl/dm_70h_ub_sonar_encoder.pth")
     assert by_file["demo.json"]["cached"] is False
+    # The official text decoder and tokenizer: where the transformers backend keeps them (fairseq2 has its own).
+    decoder = by_file["sonar_text_decoder.pt"]
+    assert decoder["role"] == "decoder" and decoder["cached"] is False
+    assert decoder["url"] == "https://dl.fbaipublicfiles.com/SONAR/sonar_text_decoder.pt"
+    assert decoder["path"] == str(isolated_cache / "sonar_text" / "sonar_text_decoder.pt")
+    assert by_file["sentencepiece.source.256000.model"]["role"] == "tokenizer"
+    (isolated_cache / "sonar_text").mkdir()
+    (isolated_cache / "sonar_text" / "sonar_text_decoder.pt").write_bytes(b"x" * 7)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["models"]) == 0
+    line = next(line for line in out.getvalue().splitlines() if "sonar_text_decoder.pt" in line)
+    assert line.split()[:3] == ["official", "decoder", "cached"]
 
 
 def test_extract_features_names_the_official_signhiera_file_when_offline(isolated_cache, tmp_path):

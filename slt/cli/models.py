@@ -20,9 +20,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"cache dir (SLT_CACHE_DIR): {default_cache_dir()}\ndemo dir (SLT_DEMO_DIR):   {demo_dir()}\n")
     for row in rows:
-        state = {True: "cached", False: "missing", None: "via fairseq2"}[row["cached"]]
+        state = "cached" if row["cached"] else "missing"
         size = f"{row['size_bytes'] / 1e6:,.1f} MB" if row["size_bytes"] else ""
         print(f"{row['set']:9} {row['role']:20} {state:13} {size:>12}  {row['file']}")
-        if row["cached"] is False:
+        if not row["cached"]:
             print(f"{'':44}would come from {row['url']} -> {row['path']}")
+        if row.get("note"):
+            print(f"{'':44}({row['note']})")
     return 0

@@ -313,6 +313,11 @@ def _card(name: str, kind: str) -> dict[str, object]:
     )
 
 
+def text_cache_dir() -> Path:
+    """Where the transformers backend keeps the official SONAR text files it downloads (fairseq2 has its own)."""
+    return default_cache_dir() / "sonar_text"
+
+
 def _local_file(uri: object, name: str, kind: str) -> Path:
     """The path behind a card's file URI; official https files must already be in the SLT cache."""
     if not isinstance(uri, str):
@@ -325,7 +330,7 @@ def _local_file(uri: object, name: str, kind: str) -> Path:
         return path
     if parsed.scheme in ("http", "https"):
         remote = RemoteFile(Path(parsed.path).name, uri, f"SONAR {kind}")
-        return ensure_file(remote, default_cache_dir() / "sonar_text")
+        return ensure_file(remote, text_cache_dir())
     raise ModelUnavailableError(f"asset '{name}' names its {kind} as {uri!r}, which is neither a file nor a URL")
 
 
