@@ -311,6 +311,7 @@ def _read_one(position: int, job: ScanJob, detect_every: int, detect_max_side: i
     kept: dict[int, np.ndarray] | None = {} if job.keep else None
     last: tuple[int, np.ndarray] | None = None
     limit = None if job.max_frames is None else job.max_frames + 1  # one extra frame shows the limit was crossed
+    motion_side = min(MOTION_MAX_SIDE, detect_max_side or MOTION_MAX_SIDE)
     clock = time.perf_counter()
     for index, frame in iter_frames(job.path, max_frames=limit, should_stop=should_stop):
         if job.max_frames is not None and index >= job.max_frames:
@@ -332,7 +333,7 @@ def _read_one(position: int, job: ScanJob, detect_every: int, detect_max_side: i
         sampled = index % detect_every == 0
         if waiting is None and not sampled:
             continue
-        motion_small, mx, my = downscale(frame, min(MOTION_MAX_SIDE, detect_max_side or MOTION_MAX_SIDE))
+        motion_small, mx, my = downscale(frame, motion_side)
         gray = cv2.cvtColor(motion_small, cv2.COLOR_BGR2GRAY)
         if waiting is not None:
             waiting.next_gray = gray
@@ -341,7 +342,10 @@ def _read_one(position: int, job: ScanJob, detect_every: int, detect_max_side: i
             clock = time.perf_counter()
             waiting = None
         if sampled:
-            small, fx, fy = downscale(frame, detect_max_side)
+            if detect_max_side == motion_side:  # the detector's copy is the motion copy (512 px on a CPU)
+                small, fx, fy = motion_small, mx, my
+            else:
+                small, fx, fy = downscale(frame, detect_max_side)
             waiting = _Sample(position, index, cv2.cvtColor(small, cv2.COLOR_BGR2RGB), fx, fy, gray, mx, my)
     end.decode_s += time.perf_counter() - clock
     if waiting is not None:
