@@ -33,6 +33,7 @@ from slt.runtime import pick_device, pick_dtype
 from slt.text import FLORES200_LANGUAGES, DecodingOptions, validate_languages
 from slt.text.assets import register_asset_file
 from slt.text.backends import check_backend_name, load_text_decoder
+from slt.text.options import check_sonar_options
 from slt.video import default_preprocess, fit_preprocess_to_model, join_clip_features, preprocess_videos
 
 ProgressFn = Callable[[str, float], None]  # (stage description, fraction done)
@@ -443,6 +444,7 @@ class TranslationEngine:
         decoder generates every (video x encoder) embedding for every language in one batched call per language.
         """
         languages = self.validate_languages(languages)  # fail before any expensive work
+        check_sonar_options(decoding or DecodingOptions())
         encoders = list(encoders or self.encoder_names)
         for label in encoders:
             self._check_encoder_label(label)

@@ -15,10 +15,18 @@ import pytest
 import torch
 
 from slt.engine import TranslationEngine
-from slt.errors import CheckpointError, ModelUnavailableError, NoSignerError, UnknownLanguageError, VideoReadError
+from slt.errors import (
+    CheckpointError,
+    DecodingOptionsError,
+    ModelUnavailableError,
+    NoSignerError,
+    UnknownLanguageError,
+    VideoReadError,
+)
 from slt.models import SignHiera, SignHieraConfig, SonarSignEncoder, SonarSignEncoderConfig, save_model_checkpoint
 from slt.modelset import ModelSet
 from slt.runtime import pick_dtype
+from slt.text import DecodingOptions
 from slt.video import PreprocessConfig
 from tests.helpers.models import count_clip_passes
 from tests.helpers.process import REPO_ROOT
@@ -107,7 +115,9 @@ def test_unknown_language_fails_before_any_model_work(tiny_set, face_clips):
         engine.translate(face_clips[0], ["eng_latn"])
     with pytest.raises(UnknownLanguageError, match="deu_Latn"):
         engine.translate(face_clips[0], ["deu_Latn"])  # a FLORES code this decoder does not have
-    assert engine._signhieras == {} and engine._decoder is None
+    with pytest.raises(DecodingOptionsError, match="no_repeat_ngram_size=1"):
+        engine.translate(face_clips[0], decoding=DecodingOptions(no_repeat_ngram_size=1))
+    assert engine._signhieras == {} and engine._decoder is None and not engine._feature_cache
 
 
 def test_unknown_encoder_is_named(engine, face_clips):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from slt.errors import CheckpointError, InvalidArgumentError, ModelUnavailableError
+from slt.errors import CheckpointError, DecodingOptionsError, InvalidArgumentError, ModelUnavailableError
 from slt.text.options import DecodingOptions
 
 LANGS3 = ["eng_Latn", "fra_Latn", "deu_Latn"]
@@ -163,14 +163,13 @@ def test_trilingual_decoder_same_token_ids(trilingual, beam_size):
 @pytest.mark.parametrize("options", [
     DecodingOptions(beam_size=3, len_penalty=0.6, max_len=12),
     DecodingOptions(beam_size=4, len_penalty=1.5, no_repeat_ngram_size=2),
-    # n-gram size 1 also blocks the prompt's `</s>`, so every hypothesis runs to max_len (fairseq2 behaves so too).
-    DecodingOptions(beam_size=2, no_repeat_ngram_size=1, repetition_penalty=1.3, temperature=0.7, max_len=6),
+    DecodingOptions(beam_size=2, no_repeat_ngram_size=2, repetition_penalty=1.3, temperature=0.7, max_len=6),
     DecodingOptions(beam_size=3, no_repeat_ngram_size=3, repetition_penalty=1.5),
     DecodingOptions(beam_size=1, max_len=1),
     DecodingOptions(sampling=True, seed=7),
     DecodingOptions(sampling=True, seed=3, top_k=5, top_p=0.8, temperature=1.3, repetition_penalty=1.2,
                     no_repeat_ngram_size=3),
-], ids=["short-lenpen", "long-lenpen-ngram", "ngram1-reppen-temp", "ngram3-reppen", "one-token", "sampling",
+], ids=["short-lenpen", "long-lenpen-ngram", "ngram2-reppen-temp", "ngram3-reppen", "one-token", "sampling",
         "sampling-truncated"])
 def test_every_decoding_option_maps_one_to_one(trilingual, options):
     reference, candidate, encoder, _ = trilingual
@@ -180,6 +179,18 @@ def test_every_decoding_option_maps_one_to_one(trilingual, options):
     noise = torch.randn(embeddings.shape, generator=torch.Generator().manual_seed(2))
     embeddings = embeddings + 0.3 * embeddings.std() * noise
     _assert_same_ids(reference, candidate, embeddings, LANGS3, options)
+
+
+@fairseq2
+def test_both_backends_refuse_ngram_size_one(trilingual):
+    """n-gram size 1 would block the prompt's `</s>` (every hypothesis ran to max_len on both backends): refused."""
+    reference, candidate, encoder, _ = trilingual
+    from tests.helpers.text import tiny_sentences
+
+    embeddings = encoder.encode(tiny_sentences(2))
+    for decoder in (reference, candidate):
+        with pytest.raises(DecodingOptionsError, match="no_repeat_ngram_size=1 would forbid"):
+            decoder.generate_ids(embeddings, LANGS3[:1], DecodingOptions(no_repeat_ngram_size=1))
 
 
 @fairseq2

@@ -112,7 +112,7 @@ def test_repetition_controls_change_output(tiny_text_model):
     embeddings = torch.randn(6, 64, generator=torch.Generator().manual_seed(3)) * 3
     base = model.decoder.decode(embeddings, ["eng_Latn"], DecodingOptions(beam_size=1, max_len=30))["eng_Latn"]
     blocked = model.decoder.decode(embeddings, ["eng_Latn"],
-                                   DecodingOptions(beam_size=1, max_len=30, no_repeat_ngram_size=1))["eng_Latn"]
+                                   DecodingOptions(beam_size=1, max_len=30, no_repeat_ngram_size=2))["eng_Latn"]
     penalised = model.decoder.decode(embeddings, ["eng_Latn"],
                                      DecodingOptions(beam_size=1, max_len=30, repetition_penalty=5.0))["eng_Latn"]
     assert blocked != base or penalised != base
@@ -237,3 +237,13 @@ def test_half_precision_on_cpu_is_refused(tiny_text_model):
 
     with pytest.raises(InvalidArgumentError, match="CUDA"):
         SonarTextDecoder(tiny_text_model.decoder_name, tiny_text_model.tokenizer_name, dtype=torch.float16)
+
+
+def test_ngram_size_one_is_refused_by_the_sonar_decoder(tiny_text_model):
+    """The SONAR decoder's prompt holds `</s>`: blocking repeated 1-grams would forbid ending any sentence (every
+    output ran to max_len), so the decoder refuses 1 with a reason instead of generating it."""
+    embeddings = torch.randn(2, 64, generator=torch.Generator().manual_seed(3))
+    with pytest.raises(DecodingOptionsError, match="no_repeat_ngram_size=1 would forbid the end-of-sentence"):
+        tiny_text_model.decoder.decode(embeddings, ["eng_Latn"], DecodingOptions(no_repeat_ngram_size=1))
+    two = tiny_text_model.decoder.decode(embeddings, ["eng_Latn"], DecodingOptions(no_repeat_ngram_size=2))
+    assert len(two["eng_Latn"]) == 2

@@ -17,7 +17,7 @@ from slt.errors import InvalidArgumentError, ModelUnavailableError
 from slt.text.assets import DECODER_FAMILY, ensure_fairseq2, require_local_files, retrieve_card
 from slt.text.forcing import IGNORE, PROMPT_LEN, decoder_logits, forcing_batch, forcing_sequences
 from slt.text.languages import FLORES200_LANGUAGES, validate_languages
-from slt.text.options import DecodingOptions
+from slt.text.options import DecodingOptions, check_sonar_options
 from slt.text.processors import RepetitionPenaltyProcessor, TopKTopPSampler
 
 
@@ -118,6 +118,7 @@ class SonarTextDecoder:
         """Generated token ids (final EOS included) of the best hypothesis per row; rows are language-major
         (row i*B + b is language i, embedding b). All rows go through one batched generation call (every
         prefix has the same length, so rows may carry different language tokens)."""
+        check_sonar_options(options)
         langs = validate_languages(langs, supported=self.languages, decoder=self.decoder_name)
         embeddings = self._check_embeddings(embeddings)
         batch = embeddings.shape[0]

@@ -44,7 +44,7 @@ from slt.text.generation import (
 )
 from slt.text.languages import validate_languages
 from slt.text.nllb_tokenizer import NllbTokenizer
-from slt.text.options import DecodingOptions
+from slt.text.options import DecodingOptions, check_sonar_options
 from slt.utils.io import atomic_save
 
 PROMPT_LEN = 2  # `</s> __{lang}__`
@@ -397,6 +397,7 @@ class HFTextDecoder:
         embedding b), all in one batched generation."""
         options = options or DecodingOptions()
         langs = validate_languages(langs, supported=self.languages, decoder=self.decoder_name)
+        check_sonar_options(options)
         embeddings = self._check_embeddings(embeddings)
         batch = embeddings.shape[0]
         source = embeddings.repeat(len(langs), 1)

@@ -51,3 +51,13 @@ class DecodingOptions:
         for ok, message in checks:
             if not ok:
                 raise DecodingOptionsError(message)
+
+
+def check_sonar_options(options: DecodingOptions) -> None:
+    """What the SONAR text decoder cannot honour, whichever backend runs it. Its prompt is ``</s> __lang__``: an
+    n-gram size of 1 forbids every token already present, ``</s>`` included, so no output could end (each would
+    run to max_len; fairseq2 behaves so too). T5 generation (the t5-bridge recipe) has no such prompt and accepts 1."""
+    if options.no_repeat_ngram_size == 1:
+        raise DecodingOptionsError(
+            "no_repeat_ngram_size=1 would forbid the end-of-sentence token (it is part of the SONAR decoder's "
+            "prompt), so every translation would run to max_len; use 0 (off) or 2 or more")

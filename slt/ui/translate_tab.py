@@ -113,7 +113,9 @@ def build(state: AppState) -> dict[str, gr.components.Component]:
                 center_crop = gr.Checkbox(value=False, label="Use a centre crop when no signer is found")
                 beam_size = gr.Slider(1, 10, value=5, step=1, label="Beam size")
                 max_len = gr.Slider(8, 256, value=128, step=1, label="Max tokens")
-                no_repeat = gr.Slider(0, 6, value=0, step=1, label="No-repeat n-gram size (0 = off)")
+                # 1 is not offered: it would forbid the end of sentence (slt.text.options.check_sonar_options).
+                no_repeat = gr.Dropdown(choices=[("off", 0)] + [(str(n), n) for n in range(2, 7)], value=0,
+                                        label="No-repeat n-gram size")
             gr.Markdown(f"Clips up to {settings.max_upload_mb:g} MB and {settings.max_clip_seconds:g} s.")
             with gr.Row():
                 run = gr.Button("Translate", variant="primary")
