@@ -318,18 +318,11 @@ def test_compare_tab_puts_zero_shot_next_to_a_system(demo_bundle_dir, demo_syste
     the run, the clip goes through both SignHieras once each, and the model info names each entry's SignHiera."""
     import html
 
-    from slt.ui.compare_tab import (
-        compare_choices,
-        compare_on_clip,
-        compare_on_split,
-        pair_notice,
-        signhiera_by_entry,
-        system_choices,
-        use_encoder,
-    )
+    from slt.ui.compare_tab import compare_on_clip, compare_on_split, pair_notice, signhiera_by_entry
     from slt.ui.settings import AppSettings
     from slt.ui.split_eval import SplitPredictor, evaluation_splits
     from slt.ui.state import AppState
+    from slt.ui.systems import compare_choices, system_choices, use_encoder
 
     settings = AppSettings(model_set="demo", device="cpu", runs_dir=demo_system.parent, demo_dir=demo_bundle_dir)
     state = AppState(settings)
@@ -364,9 +357,43 @@ def test_compare_tab_puts_zero_shot_next_to_a_system(demo_bundle_dir, demo_syste
         compare_on_split(state, SplitPredictor(), split, "zero-shot", "system:two-stage")
 
 
-def test_system_paths_follow_the_security_rules(demo_bundle_dir, demo_system, tmp_path):
-    from slt.ui.compare_tab import pick_system
+def test_translate_tab_offers_and_runs_a_system(demo_bundle_dir, demo_system):
+    """The Translate tab's encoder box lists the runs folder's system next to the set's encoders, and translating
+    with it gives the engine's translation of that system (its own SignHiera's pass in the timings)."""
+    import html
+
+    from slt.text import DecodingOptions
+    from slt.ui.app import model_status_updates
     from slt.ui.settings import AppSettings
+    from slt.ui.state import AppState
+    from slt.ui.translate_tab import translate_clip
+
+    settings = AppSettings(model_set="demo", device="cpu", runs_dir=demo_system.parent, demo_dir=demo_bundle_dir)
+    state = AppState(settings)
+    state.loader.start()
+    engine = state.loader.wait(timeout=300)
+    assert model_status_updates(state)["translate_encoder"]["choices"] == ["zero-shot", "fine-tuned",
+                                                                            "system:two-stage"]
+    clip = SAMPLES / "instructional_2.webm"
+    body, preview, _, timings, details = asyncio.run(translate_clip(state, str(clip), ["eng_Latn"],
+                                                                    "system:two-stage", False, 2, 32, 0, "s"))
+    expected = engine.translate(clip, ["eng_Latn"], encoders=["system:two-stage"],
+                                preprocess=state.preprocess_config(engine),
+                                decoding=DecodingOptions(beam_size=2, max_len=32))
+    assert list(details["translations"]) == ["system:two-stage"] and preview is not None
+    assert html.escape(expected.translations["system:two-stage"]["eng_Latn"]) in body
+    assert "signhiera:system:two-stage" in {row[0] for row in timings}
+    # A typed path is for admins: a local app's user is one; an exposed app's visitors are not.
+    exposed = AppState(AppSettings(model_set="demo", device="cpu", runs_dir=demo_system.parent,
+                                   demo_dir=demo_bundle_dir, public=True))
+    exposed.loader.start()
+    with pytest.raises(PathNotAllowedError, match="needs the admin token"):
+        asyncio.run(translate_clip(exposed, str(clip), ["eng_Latn"], str(demo_system), False, 2, 32, 0, "s"))
+
+
+def test_system_paths_follow_the_security_rules(demo_bundle_dir, demo_system, tmp_path):
+    from slt.ui.settings import AppSettings
+    from slt.ui.systems import pick_system
 
     runs = demo_system.parent
     exposed = AppSettings(model_set="demo", runs_dir=runs, demo_dir=demo_bundle_dir, public=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from slt.ui import browser_tab, compare_tab, train_tab, translate_tab, zerogpu
+from slt.ui import browser_tab, compare_tab, systems, train_tab, translate_tab, zerogpu
 from slt.ui.common import CSS
 from slt.ui.languages import language_choices
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
@@ -30,14 +30,14 @@ def model_status_updates(state: AppState) -> dict:
         line += DEMO_NOTICE
     names = engine.encoder_names
     second = names[1] if len(names) > 1 else names[0]
-    compare = compare_tab.compare_choices(state.settings, engine)  # plus the runs folder's trained systems
+    choices = systems.compare_choices(state.settings, engine)  # plus the runs folder's trained systems
     languages = language_choices(engine.languages)
     default_language = "eng_Latn" if "eng_Latn" in engine.languages else engine.languages[0]
     splits = list(evaluation_splits(engine.model_set.name, state.settings.demo_dir))
     return {
         "status": line, "timer": gr.Timer(active=False),
-        "translate_encoder": gr.update(choices=names, value=names[0]),
-        "encoder_a": gr.update(choices=compare, value=names[0]), "encoder_b": gr.update(choices=compare, value=second),
+        "translate_encoder": gr.update(choices=choices, value=names[0]),
+        "encoder_a": gr.update(choices=choices, value=names[0]), "encoder_b": gr.update(choices=choices, value=second),
         "split_a": gr.update(choices=names, value=names[0]), "split_b": gr.update(choices=names, value=second),
         "translate_languages": gr.update(choices=languages, value=[default_language]),
         "compare_language": gr.update(choices=languages, value=default_language),
@@ -85,7 +85,7 @@ def build_app(state: AppState) -> gr.Blocks:
                 engine = state.loader.wait()
                 info.update(model_set=engine.model_set.name, encoders=engine.encoder_names,
                             signhiera=compare_tab.signhiera_by_entry(state.settings, engine),
-                            systems=compare_tab.system_choices(state.settings), device=str(engine.device),
+                            systems=systems.system_choices(state.settings), device=str(engine.device),
                             languages=engine.languages[:10], n_languages=len(engine.languages))
             return info
 

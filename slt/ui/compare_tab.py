@@ -15,67 +15,21 @@ import gradio as gr
 import pandas as pd
 
 from analysis import compare_systems, load_predictions, plot_buckets, plot_pairwise_scatter
-from slt.errors import Cancelled, InvalidArgumentError, PathNotAllowedError, SLTError
-from slt.modelset import SystemSpec, find_systems, read_system
+from slt.errors import Cancelled, InvalidArgumentError, SLTError
 from slt.ui import zerogpu
 from slt.ui.common import diff_html, engine_progress, markdown_text, run_cancellable, timings_rows, user_errors
 from slt.ui.languages import language_choices
-from slt.ui.limits import check_allowed_path, check_frame_size, check_upload, is_admin
+from slt.ui.limits import check_allowed_path, check_frame_size, check_upload
 from slt.ui.settings import AppSettings, gradio_upload_dir
 from slt.ui.split_eval import SplitPredictor, evaluation_splits
 from slt.ui.state import AppState
+from slt.ui.systems import SYSTEM_PREFIX, compare_choices, pick_system, use_encoder
 from slt.ui.translate_tab import session_of
 
 METRICS = ("bleu", "chrf", "rougeL", "wer", "length_ratio")
 SIGNIFICANCE_KEYS = {"bleu": "BLEU", "chrf": "chrF2"}  # how analysis.significance names the tested metrics
-SYSTEM_PREFIX = "system:"
 NOT_SHARED = ("features cannot be shared: this system runs its own SignHiera, so the clip goes through the video "
               "model twice")
-
-
-def system_choices(settings: AppSettings) -> list[str]:
-    """The runs folder's trained systems (runs with a system.json), as Compare choices: `system:<run>`."""
-    return [f"{SYSTEM_PREFIX}{name}" for name in find_systems(settings.runs_dir)]
-
-
-def compare_choices(settings: AppSettings, engine) -> list[str]:
-    """What the clip comparison offers: the model set's encoders, then the runs folder's systems."""
-    listed = system_choices(settings)
-    return [name for name in engine.encoder_names if name not in listed] + listed
-
-
-def pick_system(settings: AppSettings, name: str, token: str | None = None) -> SystemSpec:
-    """The system a Compare choice (other than a model-set encoder label) names.
-
-    `system:<run>` must be a system of the runs folder (whose checkpoints lie where the app may read); any other
-    value is a path to a run folder or system file, which only an admin may give (an exposed app takes no server
-    paths from visitors)."""
-    listed = find_systems(settings.runs_dir)
-    if name.startswith(SYSTEM_PREFIX) and name[len(SYSTEM_PREFIX):] in listed:
-        system = read_system(listed[name[len(SYSTEM_PREFIX):]])
-        for file in (system.signhiera, system.encoder):
-            check_allowed_path(file, settings)
-        return system
-    if not is_admin(token, settings):
-        raise PathNotAllowedError(f"{name!r} is neither an encoder of the model set nor a listed system; pick one "
-                                  "from the list (a path to a system needs the admin token)")
-    typed = name[len(SYSTEM_PREFIX):] if name.startswith(SYSTEM_PREFIX) else name
-    path = Path(typed.strip()).expanduser()
-    return read_system(path if path.is_absolute() else settings.runs_dir / path)
-
-
-def use_encoder(state: AppState, engine, name: str, token: str | None = None) -> str:
-    """The engine label of a Compare choice: a model-set encoder as it is; a system is added to the engine (once;
-    again when its files changed) under its choice name."""
-    name = (name or "").strip()
-    if name in engine.encoder_names and not name.startswith(SYSTEM_PREFIX):
-        return name
-    system = pick_system(state.settings, name, token)
-    label = name if name.startswith(SYSTEM_PREFIX) else f"{SYSTEM_PREFIX}{name}"
-    model_set = engine.model_set
-    if (model_set.encoders.get(label), model_set.encoder_signhieras.get(label)) != (system.encoder, system.signhiera):
-        engine.add_system(label, system)
-    return label
 
 
 def pair_notice(state: AppState, name_a, name_b, token: str | None = None) -> str:

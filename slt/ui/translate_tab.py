@@ -15,6 +15,7 @@ from slt.ui.common import engine_progress, run_cancellable, timings_rows, user_e
 from slt.ui.languages import language_choices
 from slt.ui.limits import check_frame_size, check_upload
 from slt.ui.state import AppState
+from slt.ui.systems import use_encoder
 
 CANCELLED_HTML = "<div class='slt-cancelled'><b>Cancelled.</b> The translation was stopped.</div>"
 
@@ -76,10 +77,12 @@ async def translate_clip(state: AppState, video_path, languages_chosen, encoder_
         # callback and a cancel flag cannot follow.
         local = {} if zerogpu.on_zero_gpu() else {"progress": lambda stage, fraction: report(fraction, desc=stage),
                                           "cancel": cancel}
+        # A model-set encoder, or a trained system of the runs folder (added to the engine on first use).
+        labels = [use_encoder(state, engine, encoder_name)] if encoder_name else None
         return zerogpu.run_engine(
             state.engine_key, "translate_batch", [path], list(languages_chosen or ["eng_Latn"]),
-            encoders=[encoder_name] if encoder_name else None,
-            decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess, **local,
+            encoders=labels, decoding=decoding_options(beam, max_tokens, no_repeat_size), preprocess=preprocess,
+            added=zerogpu.encoder_sources(engine, labels or []), **local,
         )[0]
 
     try:
