@@ -441,6 +441,8 @@ def _bilinear(src: torch.Tensor, out_h: int, out_w: int, rgb8: bool, out: torch.
     p = _device_plan(h, w, out_h, out_w, src.device)
     if out is None:
         out = torch.empty((*src.shape[:-2], out_h, out_w), dtype=torch.float32, device=src.device)
+    if not rgb8:
+        return _bilinear_float(src, p, out)
     rows_t = src.index_select(-2, p["top"])  # [..., H, w]
     rows_b = src.index_select(-2, p["bottom"])
 
@@ -458,23 +460,38 @@ def _bilinear(src: torch.Tensor, out_h: int, out_w: int, rgb8: bool, out: torch.
         acc.add_(columns(rows_t, p["right"], into=term).mul_(p["w_tr"]))
         acc.add_(columns(rows_b, p["left"], into=term).mul_(p["w_bl"]))
         acc.add_(columns(rows_b, p["right"], into=term).mul_(p["w_br"]))
-        if rgb8:
-            acc.trunc_()
-    if p["left_s"].numel():
+        acc.trunc_()
+    if p["left_s"].numel():  # the scalar columns: everything in double, then truncated
         tl, tr = columns(rows_t, p["left_s"]), columns(rows_t, p["right_s"])
         bl, br = columns(rows_b, p["left_s"]), columns(rows_b, p["right_s"])
-        tb = p["tb"]  # float64 [H, 1]
-        if rgb8:  # everything in double, then truncated
-            lr = p["lr_s"]
-            upper = (1 - lr) * tl.double() + lr * tr.double()
-            lower = (1 - lr) * bl.double() + lr * br.double()
-            out[..., n_simd:] = torch.trunc((1 - tb) * upper + tb * lower)
-        else:  # the horizontal pass in float32, the vertical one in double
-            lr = p["lr_s32"]
-            ilr = 1 - lr
-            upper = ilr * tl + lr * tr
-            lower = ilr * bl + lr * br
-            out[..., n_simd:] = (1 - tb) * upper.double() + tb * lower.double()
+        tb, lr = p["tb"], p["lr_s"]  # float64 [H, 1], [T]
+        upper = (1 - lr) * tl.double() + lr * tr.double()
+        lower = (1 - lr) * bl.double() + lr * br.double()
+        out[..., n_simd:] = torch.trunc((1 - tb) * upper + tb * lower)
+    return out
+
+
+def _bilinear_float(src: torch.Tensor, p: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    """The float path of :func:`_bilinear` (every pyramid level, every frame) in a dozen tensor ops: the top and
+    bottom source rows are taken in one index_select and each column block's left and right neighbours in one
+    gather, so the four corner terms sit in the quadrants of one [2H, 2W] tensor. The arithmetic is the same
+    float32/float64 ops in the same order as dlib's (elementwise, so how the terms are laid out changes no
+    rounding). Few ops matter beside other Python threads: each op hands the GIL back and waits to retake it."""
+    height = p["top"].numel()
+    rows = src.index_select(-2, p["rows_tb"])  # [..., 2H, w]: top rows, then bottom rows
+    n_simd = p["left"].numel()
+    if n_simd:
+        # [..., 2H, 2Ws]: (top|bottom) x (left|right) corners times their float32 weights (dlib's SSE lanes).
+        terms = torch.gather(rows, -1, p["cols_simd"].expand(*rows.shape[:-1], 2 * n_simd)).mul_(p["w_simd"])
+        acc = out[..., :n_simd]
+        torch.add(terms[..., :height, :n_simd], terms[..., :height, n_simd:], out=acc)  # tl + tr
+        acc.add_(terms[..., height:, :n_simd]).add_(terms[..., height:, n_simd:])  # + bl, + br
+    tail = p["left_s"].numel()
+    if tail:
+        # The scalar columns: the horizontal blend in float32, the vertical one in double.
+        terms = torch.gather(rows, -1, p["cols_tail"].expand(*rows.shape[:-1], 2 * tail)).mul_(p["w_tail"])
+        blend = (terms[..., :tail] + terms[..., tail:]).double().mul_(p["w_vertical"])  # [..., 2H, T]
+        out[..., n_simd:] = blend[..., :height, :].add_(blend[..., height:, :])  # rounded to float32 here
     return out
 
 
@@ -493,6 +510,15 @@ def _device_plan(h: int, w: int, out_h: int, out_w: int, device: torch.device) -
     # instead of for every frame and level (they are the same float32 products either way).
     tb32, itb32, lr32, ilr32 = (tensors[k] for k in ("tb32", "itb32", "lr32", "ilr32"))
     tensors.update(w_tl=itb32 * ilr32, w_tr=itb32 * lr32, w_bl=tb32 * ilr32, w_br=tb32 * lr32)
+    # The same tables laid out for _bilinear_float: rows (top|bottom), columns (left|right), weights by quadrant.
+    tensors["rows_tb"] = torch.cat([tensors["top"], tensors["bottom"]])
+    tensors["cols_simd"] = torch.cat([tensors["left"], tensors["right"]])
+    tensors["w_simd"] = torch.cat([torch.cat([tensors["w_tl"], tensors["w_tr"]], dim=1),
+                                   torch.cat([tensors["w_bl"], tensors["w_br"]], dim=1)])
+    lr_s32 = tensors["lr_s32"]
+    tensors["cols_tail"] = torch.cat([tensors["left_s"], tensors["right_s"]])
+    tensors["w_tail"] = torch.cat([1 - lr_s32, lr_s32])  # float32 (1 - lr, lr), as the per-call ops computed them
+    tensors["w_vertical"] = torch.cat([1 - tensors["tb"], tensors["tb"]])  # float64 [2H, 1]
     return tensors
 
 
