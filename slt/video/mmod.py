@@ -436,47 +436,16 @@ def _bilinear(src: torch.Tensor, out_h: int, out_w: int, rgb8: bool, out: torch.
 
     Every operation is a separate float32 (or float64) tensor op in dlib's order (products and sums commute
     exactly, so operand order inside one op does not matter), so on any device the result is rounded exactly as
-    dlib's SSE code rounds it: torch never fuses eager multiplies and adds into FMAs."""
+    dlib's SSE code rounds it: torch never fuses eager multiplies and adds into FMAs.
+
+    A dozen ops per call (it runs for every pyramid level of every frame): the top and bottom source rows come in
+    one index_select and each column block's left and right neighbours in one gather, so the four corner terms are
+    the quadrants of one [2H, 2W] tensor (elementwise ops, so the layout changes no rounding). Few ops matter
+    beside other Python threads: each op hands the GIL back and waits to retake it."""
     h, w = src.shape[-2:]
     p = _device_plan(h, w, out_h, out_w, src.device)
     if out is None:
         out = torch.empty((*src.shape[:-2], out_h, out_w), dtype=torch.float32, device=src.device)
-    if not rgb8:
-        return _bilinear_float(src, p, out)
-    rows_t = src.index_select(-2, p["top"])  # [..., H, w]
-    rows_b = src.index_select(-2, p["bottom"])
-
-    def columns(rows: torch.Tensor, index: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
-        # torch.gather, not index_select: index_select along the last dimension is ~30x slower on the CPU.
-        return torch.gather(rows, -1, index.expand(*rows.shape[:-1], index.numel()), out=into)
-
-    n_simd = p["left"].numel()
-    if n_simd:
-        # The four corner weights [H, Ws] (float32 products, as dlib's lanes compute them) come from the plan;
-        # the sum accumulates straight into `out` (in-place ops round exactly as separate ones do).
-        acc = out[..., :n_simd]
-        term = columns(rows_t, p["left"])
-        torch.mul(term, p["w_tl"], out=acc)
-        acc.add_(columns(rows_t, p["right"], into=term).mul_(p["w_tr"]))
-        acc.add_(columns(rows_b, p["left"], into=term).mul_(p["w_bl"]))
-        acc.add_(columns(rows_b, p["right"], into=term).mul_(p["w_br"]))
-        acc.trunc_()
-    if p["left_s"].numel():  # the scalar columns: everything in double, then truncated
-        tl, tr = columns(rows_t, p["left_s"]), columns(rows_t, p["right_s"])
-        bl, br = columns(rows_b, p["left_s"]), columns(rows_b, p["right_s"])
-        tb, lr = p["tb"], p["lr_s"]  # float64 [H, 1], [T]
-        upper = (1 - lr) * tl.double() + lr * tr.double()
-        lower = (1 - lr) * bl.double() + lr * br.double()
-        out[..., n_simd:] = torch.trunc((1 - tb) * upper + tb * lower)
-    return out
-
-
-def _bilinear_float(src: torch.Tensor, p: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-    """The float path of :func:`_bilinear` (every pyramid level, every frame) in a dozen tensor ops: the top and
-    bottom source rows are taken in one index_select and each column block's left and right neighbours in one
-    gather, so the four corner terms sit in the quadrants of one [2H, 2W] tensor. The arithmetic is the same
-    float32/float64 ops in the same order as dlib's (elementwise, so how the terms are laid out changes no
-    rounding). Few ops matter beside other Python threads: each op hands the GIL back and waits to retake it."""
     height = p["top"].numel()
     rows = src.index_select(-2, p["rows_tb"])  # [..., 2H, w]: top rows, then bottom rows
     n_simd = p["left"].numel()
@@ -486,12 +455,19 @@ def _bilinear_float(src: torch.Tensor, p: dict[str, torch.Tensor], out: torch.Te
         acc = out[..., :n_simd]
         torch.add(terms[..., :height, :n_simd], terms[..., :height, n_simd:], out=acc)  # tl + tr
         acc.add_(terms[..., height:, :n_simd]).add_(terms[..., height:, n_simd:])  # + bl, + br
+        if rgb8:
+            acc.trunc_()
     tail = p["left_s"].numel()
-    if tail:
-        # The scalar columns: the horizontal blend in float32, the vertical one in double.
-        terms = torch.gather(rows, -1, p["cols_tail"].expand(*rows.shape[:-1], 2 * tail)).mul_(p["w_tail"])
-        blend = (terms[..., :tail] + terms[..., tail:]).double().mul_(p["w_vertical"])  # [..., 2H, T]
-        out[..., n_simd:] = blend[..., :height, :].add_(blend[..., height:, :])  # rounded to float32 here
+    if tail:  # the scalar columns
+        corners = torch.gather(rows, -1, p["cols_tail"].expand(*rows.shape[:-1], 2 * tail))  # [..., 2H, 2T]
+        if rgb8:  # everything in double, then truncated
+            terms = corners.double().mul_(p["w_tail64"])
+            blend = (terms[..., :tail] + terms[..., tail:]).mul_(p["w_vertical"])  # [..., 2H, T]
+            out[..., n_simd:] = blend[..., :height, :].add_(blend[..., height:, :]).trunc_()
+        else:  # the horizontal blend in float32, the vertical one in double
+            terms = corners.mul_(p["w_tail"])
+            blend = (terms[..., :tail] + terms[..., tail:]).double().mul_(p["w_vertical"])
+            out[..., n_simd:] = blend[..., :height, :].add_(blend[..., height:, :])  # rounded to float32 here
     return out
 
 
@@ -500,25 +476,22 @@ def _device_plan(h: int, w: int, out_h: int, out_w: int, device: torch.device) -
     """A resize plan's tables as tensors on ``device`` (kept, so a GPU does not get them copied for every frame)."""
     plan = _resize_plan(h, w, out_h, out_w)
     tables = {
-        "top": plan.top, "bottom": plan.bottom, "tb": plan.tb[:, None], "tb32": plan.tb32[:, None],
-        "itb32": plan.itb32[:, None], "left": plan.left, "right": plan.left + 1, "lr32": plan.lr32,
-        "ilr32": plan.ilr32, "left_s": plan.left_s, "right_s": plan.right_s, "lr_s": plan.lr_s,
-        "lr_s32": plan.lr_s.astype(np.float32),
+        "top": plan.top, "rows_tb": np.concatenate([plan.top, plan.bottom]), "left": plan.left,
+        "cols_simd": np.concatenate([plan.left, plan.left + 1]), "left_s": plan.left_s,
+        "cols_tail": np.concatenate([plan.left_s, plan.right_s]),
+        "w_tail64": np.concatenate([1 - plan.lr_s, plan.lr_s]),  # double (1 - lr, lr): the RGB path
+        "w_vertical": np.concatenate([1 - plan.tb, plan.tb])[:, None],  # double [2H, 1]
     }  # fmt: skip
     tensors = {name: torch.as_tensor(array, device=device) for name, array in tables.items()}
-    # The SIMD columns' corner weights, float32 products of the row and column fractions: computed once here
-    # instead of for every frame and level (they are the same float32 products either way).
-    tb32, itb32, lr32, ilr32 = (tensors[k] for k in ("tb32", "itb32", "lr32", "ilr32"))
-    tensors.update(w_tl=itb32 * ilr32, w_tr=itb32 * lr32, w_bl=tb32 * ilr32, w_br=tb32 * lr32)
-    # The same tables laid out for _bilinear_float: rows (top|bottom), columns (left|right), weights by quadrant.
-    tensors["rows_tb"] = torch.cat([tensors["top"], tensors["bottom"]])
-    tensors["cols_simd"] = torch.cat([tensors["left"], tensors["right"]])
-    tensors["w_simd"] = torch.cat([torch.cat([tensors["w_tl"], tensors["w_tr"]], dim=1),
-                                   torch.cat([tensors["w_bl"], tensors["w_br"]], dim=1)])
-    lr_s32 = tensors["lr_s32"]
-    tensors["cols_tail"] = torch.cat([tensors["left_s"], tensors["right_s"]])
-    tensors["w_tail"] = torch.cat([1 - lr_s32, lr_s32])  # float32 (1 - lr, lr), as the per-call ops computed them
-    tensors["w_vertical"] = torch.cat([1 - tensors["tb"], tensors["tb"]])  # float64 [2H, 1]
+    # float32 (1 - lr, lr) of the scalar columns (the float path) and the SIMD columns' corner weights, float32
+    # products of the row and column fractions by quadrant (top|bottom) x (left|right), as dlib's lanes compute
+    # them: computed once here instead of for every frame and level.
+    lr_s32 = torch.as_tensor(plan.lr_s.astype(np.float32), device=device)
+    tensors["w_tail"] = torch.cat([1 - lr_s32, lr_s32])
+    tb32, itb32, lr32, ilr32 = (torch.as_tensor(a, device=device) for a in (plan.tb32[:, None], plan.itb32[:, None],
+                                                                             plan.lr32, plan.ilr32))
+    tensors["w_simd"] = torch.cat([torch.cat([itb32 * ilr32, itb32 * lr32], dim=1),
+                                   torch.cat([tb32 * ilr32, tb32 * lr32], dim=1)])
     return tensors
 
 
@@ -792,7 +765,7 @@ class MMODFaceDetector:
     def _last_conv_cpu(self, x: torch.Tensor) -> torch.Tensor:
         """The final 1 x 45 x 9 x 9 conv on the CPU as one matrix product and one strided sum: oneDNN runs a
         one-output conv at a fraction of its speed (this is ~2.5x faster, in a handful of ops). The sum runs in
-        another order than a conv's, which moves scores by ~1e-5 (as any two conv implementations differ; tested
+        another order than a conv's, which moves scores by ~5e-6 (as any two conv implementations differ; tested
         against dlib).
 
         x: [n, 45, R, C] (channels-last) -> [n, R, C]."""
